@@ -1,0 +1,32 @@
+"""pellucid: explain neural networks.
+
+Every method is a function ``method(model, inputs, *, target=None, ...)`` returning an
+:class:`Explanation`; :func:`explain` runs any of them by name and :func:`methods` lists them.
+"""
+from .attribution import (
+    grad_cam,
+    grad_cam_pp,
+    gradient_x_input,
+    integrated_gradients,
+    saliency,
+    smoothgrad,
+)
+from .explanation import Explanation
+from .model import Model, wrap
+from .registry import explain, methods
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Explanation",
+    "Model",
+    "wrap",
+    "explain",
+    "methods",
+    "saliency",
+    "gradient_x_input",
+    "integrated_gradients",
+    "smoothgrad",
+    "grad_cam",
+    "grad_cam_pp",
+]

@@ -1,0 +1,42 @@
+"""Quadrature rules for path integrals ∫₀¹ g(α) dα over the straight line baseline → input.
+
+Each rule gives nodes α_k in [0, 1] and weights w_k with Σ w_k g(α_k) ≈ ∫₀¹ g. Gauss–Legendre is
+exact for polynomials of degree 2·steps − 1 and is the default; the Riemann rules match Captum's
+names and nodes so results can be compared one to one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+
+
+def path_rule(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights ``(alphas, weights)`` of rule ``method`` with ``steps`` points."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return (nodes + 1.0) / 2.0, weights / 2.0
+    if method == "riemann_trapezoid":
+        if steps < 2:
+            raise ValueError("riemann_trapezoid needs steps >= 2")
+        weights = np.full(steps, 1.0 / (steps - 1))
+        weights[[0, -1]] /= 2.0
+        return np.linspace(0.0, 1.0, steps), weights
+    offsets = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}
+    if method not in offsets:
+        raise ValueError(f"unknown integration method {method!r}; choose one of {', '.join(RULES)}")
+    return (np.arange(steps) + offsets[method]) / steps, np.full(steps, 1.0 / steps)
+
+
+def path_rule_tensors(
+    method: str, steps: int, *, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`path_rule` as tensors on ``device``."""
+    alphas, weights = path_rule(method, steps)
+    return (
+        torch.as_tensor(alphas, device=device, dtype=dtype),
+        torch.as_tensor(weights, device=device, dtype=dtype),
+    )

@@ -1,0 +1,11 @@
+"""Demo data and small models for examples, docs and tests.
+
+Everything here is plain PyTorch and ships with the package: nothing is downloaded at run time.
+The digits data come from scikit-learn's bundled copy of the UCI handwritten digits (8x8 images),
+and the only "pretrained" weights are trained locally in a few seconds and cached on disk.
+"""
+
+from pellucid.zoo.digits import DigitsCNN, digits_cnn, load_digits
+from pellucid.zoo.models import GapCNN, TinyResNet
+
+__all__ = ["load_digits", "DigitsCNN", "digits_cnn", "TinyResNet", "GapCNN"]
