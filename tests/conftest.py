@@ -1,0 +1,64 @@
+"""Shared fixtures: small models with known answers, and a check that models are left as found."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+os.environ.setdefault("PELLUCID_PROGRESS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+class SmallCNN(nn.Module):
+    """A nonlinear CNN for 1x8x8 inputs, with a named conv layer for CAM methods."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.Tanh(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(8 * 4 * 4, 16), nn.Softplus(),
+                                        nn.Dropout(0.5), nn.Linear(16, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@pytest.fixture
+def cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return SmallCNN()
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(6, 1, 8, 8, generator=g)
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything a method must leave unchanged on a module tree."""
+    return {
+        "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "training": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "hooks": [
+            sum(len(d) for name, d in vars(m).items() if name.endswith("_hooks") and isinstance(d, dict))
+            for m in model.modules()
+        ],
+    }
+
+
+def assert_same_state(before: dict, after: dict) -> None:
+    assert before["training"] == after["training"]
+    assert before["requires_grad"] == after["requires_grad"]
+    assert before["hooks"] == after["hooks"]
+    assert before["params"].keys() == after["params"].keys()
+    for k in before["params"]:
+        assert torch.equal(before["params"][k], after["params"][k]), k
+    for a, b in zip(before["grads"], after["grads"]):
+        assert (a is None and b is None) or torch.equal(a, b)
