@@ -62,7 +62,7 @@ def preserved(module: nn.Module | None) -> Iterator[None]:
         for mod, training, p, b, m, hooks, full_bw in saved:
             mod.training = training
             for store, old in ((mod._parameters, p), (mod._buffers, b), (mod._modules, m)):
-                if store != old or list(store) != list(old):
+                if list(store) != list(old) or any(store[k] is not v for k, v in old.items()):
                     store.clear()
                     store.update(old)
             current = _hook_dicts(mod)
