@@ -17,6 +17,16 @@ from .registry import explain, methods
 
 __version__ = "0.1.0"
 
+_LAZY = ("plot", "zoo")  # submodules imported on first use (matplotlib, scikit-learn are slow)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'pellucid' has no attribute {name!r}")
+
 __all__ = [
     "Explanation",
     "Model",

@@ -1,0 +1,104 @@
+"""The ``pellucid`` command: ``pellucid demo``, ``pellucid methods``, ``pellucid --version``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+__all__ = ["main"]
+
+
+def _print(text: str) -> None:
+    """Print, replacing what the terminal's encoding cannot show (docstrings hold Σ, ∂, α)."""
+    try:
+        print(text)
+    except UnicodeEncodeError:
+        encoding = sys.stdout.encoding or "ascii"
+        print(text.encode(encoding, errors="replace").decode(encoding))
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pellucid", description="Explain neural networks: attributions and their pictures."
+    )
+    parser.add_argument("--version", action="version", version=f"pellucid {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+
+    demo = commands.add_parser(
+        "demo", help="explain a few handwritten digits with every method; write PNGs and HTML",
+        description="Train (or load) the digits CNN, explain test digits with every attribution "
+                    "method, and write one PNG per method, compare.png and index.html.",
+    )
+    demo.add_argument("--out", default="pellucid-demo", metavar="DIR",
+                      help="folder to write into (default: %(default)s)")
+    demo.add_argument("-n", type=int, default=6, metavar="N",
+                      help="how many digits to explain (default: %(default)s)")
+    demo.add_argument("--cache-dir", default=None, metavar="DIR",
+                      help="where the CNN's weights are cached (default: $PELLUCID_CACHE or "
+                           "~/.cache/pellucid)")
+
+    commands.add_parser("methods", help="list the registered explanation methods",
+                        description="List the registered explanation methods and what they need.")
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.n < 1:
+        print("pellucid demo: error: -n must be at least 1", file=sys.stderr)
+        return 2
+    print(f"explaining {args.n} digits with every method (the first run trains a small CNN, "
+          "which takes a few seconds)...", file=sys.stderr)
+    result = run_demo(args.out, n=args.n, cache_dir=args.cache_dir)
+    print(f"test accuracy of the digits CNN: {result['accuracy']:.4f}")
+    for name, seconds in result["seconds"].items():
+        print(f"  {name:<22} {seconds:7.3f} s")
+    print(f"wrote {len(result['files'])} files to {result['out_dir']} (open index.html)")
+    return 0
+
+
+def _methods() -> int:
+    from .registry import methods
+
+    infos = methods(details=True)
+    width = max((len(info.name) for info in infos), default=0)
+    for info in infos:
+        needs = [flag for flag, on in (("gradients", info.gradients), ("layer=", info.layer),
+                                       ("background=", info.background), ("seed=", info.random))
+                 if on]
+        summary = info.summary.replace("``", "")
+        suffix = f"  [needs {', '.join(needs)}]" if needs else ""
+        _print(f"{info.name:<{width}}  {summary}{suffix}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``pellucid`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Commands:
+        ``pellucid demo [--out DIR] [-n N] [--cache-dir DIR]``: explain ``N`` (default 6) test
+        digits with every method and write PNGs and a self-contained ``index.html`` to ``DIR``
+        (default ``pellucid-demo``); see :func:`pellucid.demo.run_demo`.
+        ``pellucid methods``: list the registered methods with their one-line summaries.
+        ``pellucid --version``: print the version.
+
+    A pellucid error (a clear message about what was wrong) is printed and exits with 1;
+    a usage error exits with 2.
+    """
+    from .errors import PellucidError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        return _methods()
+    except PellucidError as err:
+        print(f"pellucid {args.command}: error: {err}", file=sys.stderr)
+        return 1
