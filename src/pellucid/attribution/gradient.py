@@ -4,7 +4,9 @@ Both cost one forward and one backward pass per row, batched.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import torch
 
 from ..explanation import Explanation
 from ..registry import register
@@ -32,19 +34,9 @@ def saliency(
     >>> pellucid.saliency(net, torch.ones(4, 3), target=1).values.shape
     torch.Size([4, 3])
     """
-    clock = Stopwatch()
-    m = gradient_model(model, "saliency", batch_size)
-    with m.explaining():
-        x = m.prepare(inputs, as_float=True)
-        grads, outputs, t = m.gradients(x, target, batch_size=batch_size, progress=progress)
-    return Explanation(
-        values=grads.abs() if abs else grads,
-        inputs=x,
-        target=t,
-        outputs=outputs,
-        method="saliency",
-        params={"target": target, "abs": abs, "batch_size": batch_size},
-        meta={"forward_rows": len(x), "backward_rows": len(x), "seconds": clock.seconds()},
+    return _from_input_gradients(
+        "saliency", lambda x, g: g.abs() if abs else g, model, inputs, target=target,
+        batch_size=batch_size, progress=progress, params={"abs": abs},
     )
 
 
@@ -63,17 +55,35 @@ def gradient_x_input(
     (zero baseline) on ReLU networks without biases. Cost: one forward and one backward per row.
     Reference: Shrikumar et al. 2016, "Not Just a Black Box"; Ancona et al. 2018.
     """
+    return _from_input_gradients(
+        "gradient_x_input", lambda x, g: g * x, model, inputs, target=target,
+        batch_size=batch_size, progress=progress, params={},
+    )
+
+
+def _from_input_gradients(
+    name: str,
+    combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    model: Any,
+    inputs: Any,
+    *,
+    target: Any,
+    batch_size: int | None,
+    progress: bool | None,
+    params: dict[str, Any],
+) -> Explanation:
+    """An explanation whose values are ``combine(x, ∂f_t/∂x)``: one forward+backward per row."""
     clock = Stopwatch()
-    m = gradient_model(model, "gradient_x_input", batch_size)
+    m = gradient_model(model, name, batch_size)
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
         grads, outputs, t = m.gradients(x, target, batch_size=batch_size, progress=progress)
     return Explanation(
-        values=grads * x,
+        values=combine(x, grads),
         inputs=x,
         target=t,
         outputs=outputs,
-        method="gradient_x_input",
-        params={"target": target, "batch_size": batch_size},
+        method=name,
+        params={"target": target, **params, "batch_size": batch_size},
         meta={"forward_rows": len(x), "backward_rows": len(x), "seconds": clock.seconds()},
     )
