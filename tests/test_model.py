@@ -51,9 +51,17 @@ def test_one_dimensional_outputs_are_one_column():
 
 
 def test_default_batch_size():
-    assert default_batch_size((1, 8, 8)) == 1024
+    assert default_batch_size((1, 8, 8)) == 512
     assert default_batch_size((3, 32, 32)) == 85
     assert default_batch_size((3, 224, 224)) == 8
+
+
+def test_chunks_are_equal_and_bounded():
+    m = pellucid.wrap(nn.Linear(2, 1))
+    sizes = [s.stop - s.start for s in m.chunks(800, (1,), batch_size=512, progress=False, desc="")]
+    assert sizes == [400, 400]
+    sizes = [s.stop - s.start for s in m.chunks(10, (1,), batch_size=3, progress=False, desc="")]
+    assert sizes == [3, 3, 3, 1]
 
 
 def test_progress_switch(monkeypatch):

@@ -22,12 +22,16 @@ _GLOBAL_HOOK_NAMES = [
 ]
 
 
+# Every nn.Module carries the same hook dictionaries, created in nn.Module.__init__.
+_HOOK_NAMES = tuple(
+    name for name, value in vars(nn.Module()).items()
+    if name.endswith("_hooks") and isinstance(value, dict)
+)
+
+
 def _hook_dicts(mod: nn.Module) -> dict[str, dict]:
-    return {
-        name: value
-        for name, value in vars(mod).items()
-        if name.endswith("_hooks") and isinstance(value, dict)
-    }
+    d = mod.__dict__
+    return {name: d[name] for name in _HOOK_NAMES if name in d}
 
 
 @contextlib.contextmanager
@@ -60,7 +64,8 @@ def preserved(module: nn.Module | None) -> Iterator[None]:
         yield
     finally:
         for mod, training, p, b, m, hooks, full_bw in saved:
-            mod.training = training
+            if mod.training != training:
+                mod.training = training
             for store, old in ((mod._parameters, p), (mod._buffers, b), (mod._modules, m)):
                 if list(store) != list(old) or any(store[k] is not v for k, v in old.items()):
                     store.clear()
@@ -71,7 +76,7 @@ def preserved(module: nn.Module | None) -> Iterator[None]:
                 if d is not None and (d.keys() != old.keys()):
                     d.clear()
                     d.update(old)
-            if full_bw is not None or hasattr(mod, "_is_full_backward_hook"):
+            if getattr(mod, "_is_full_backward_hook", None) != full_bw:
                 mod._is_full_backward_hook = full_bw
         for p, requires_grad, grad in params.values():
             if p.requires_grad != requires_grad:

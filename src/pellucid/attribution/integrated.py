@@ -59,7 +59,7 @@ def integrated_gradients(
             flat = torch.arange(s.start, s.stop, device=x.device)
             rows, k = flat // steps, flat % steps
             points = base[rows] + alphas[k].view(shape) * diff[rows]
-            grads, _, _ = m.target_gradient(points, t[rows])
+            grads, _, _ = m.target_gradient(points, t[rows], checked=True)
             total.index_add_(0, rows, grads * weights[k].view(shape))
     return Explanation(
         values=diff * total,
