@@ -34,7 +34,7 @@ def test_nan_and_inf_inputs(cnn, images, name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_wrong_rank(cnn, images, name):
-    with pytest.raises(InputError, match=r"the model failed on inputs of shape \(1, 8, 8\).*"
+    with pytest.raises(InputError, match=r"the model failed on inputs with rows shaped \(8, 8\).*"
                                          r"leading batch dimension"):
         run(name, cnn, images[0])
 

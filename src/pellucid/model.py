@@ -169,13 +169,13 @@ class Model:
         """One call of the model on a batch, as a 2-D ``(n, outputs)`` tensor.
 
         A failure inside the model on these inputs is reported as an :class:`InputError` that
-        names the input shape, since a wrong shape is by far the usual cause.
+        names the shape of one row, since a wrong shape is by far the usual cause.
         """
         try:
             out = self.fn(x)
         except (RuntimeError, ValueError, IndexError) as err:
             raise InputError(
-                f"the model failed on inputs of shape {tuple(x.shape)}: {err}. Check that the "
+                f"the model failed on inputs with rows shaped {tuple(x.shape[1:])}: {err}. Check that the "
                 "inputs have the rank and shape the model expects, with the batch first "
                 "(a single example needs a leading batch dimension: x[None])"
             ) from err

@@ -46,10 +46,9 @@ def integrated_gradients(
         alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=x.dtype)
         base = resolve_baseline(baseline, x)
         n = len(x)
-        at_x = m.outputs(x, batch_size=batch_size, progress=False)
-        t = select_target(at_x, target)
-        outputs = gather(at_x, t)
-        baseline_outputs = gather(m.outputs(base, batch_size=batch_size, progress=False), t)
+        ends = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=False)
+        t = select_target(ends[:n], target)
+        outputs, baseline_outputs = gather(ends[:n], t), gather(ends[n:], t)
 
         diff = x - base
         total = torch.zeros_like(x)
