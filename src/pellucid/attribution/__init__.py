@@ -1,5 +1,6 @@
 """Why did the model predict this? Attribution methods, each returning an ``Explanation``."""
 from .cam import grad_cam, grad_cam_pp
+from .control import input_attribution, random_attribution
 from .gradient import gradient_x_input, saliency
 from .integrated import integrated_gradients
 from .smoothgrad import smoothgrad
@@ -11,4 +12,6 @@ __all__ = [
     "smoothgrad",
     "grad_cam",
     "grad_cam_pp",
+    "random_attribution",
+    "input_attribution",
 ]
