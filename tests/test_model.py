@@ -101,6 +101,13 @@ def test_registry_lists_and_dispatches(cnn, images):
     a = pellucid.explain(cnn, images, method="integrated_gradients", steps=5)
     b = pellucid.integrated_gradients(cnn, images, steps=5)
     torch.testing.assert_close(a.values, b.values)
+    # Named positionally, a method= keyword reaches the method (IG's quadrature rule).
+    c = pellucid.explain(cnn, images, "integrated_gradients", steps=5, method="riemann_left")
+    d = pellucid.integrated_gradients(cnn, images, steps=5, method="riemann_left")
+    assert c.params["method"] == "riemann_left"
+    torch.testing.assert_close(c.values, d.values)
+    with pytest.raises(TypeError, match="needs a method name"):
+        pellucid.explain(cnn, images)
 
 
 def test_explaining_a_model_in_training_mode_uses_eval_mode(cnn, images):

@@ -70,6 +70,19 @@ def methods(*, details: bool = False) -> list[str] | list[MethodInfo]:
     return [_REGISTRY[n] for n in names] if details else names
 
 
-def explain(model: Any, inputs: Any, method: str = "integrated_gradients", **params: Any):
-    """Run the method registered as ``method`` on ``model`` and ``inputs`` with ``params``."""
-    return get(method).function(model, inputs, **params)
+def explain(model: Any, inputs: Any, *name: str, **params: Any):
+    """Run a registered method by name: ``explain(model, x, method="saliency", target=3)``.
+
+    The name may also be given positionally, ``explain(model, x, "integrated_gradients",
+    method="riemann_left")``; then a ``method=`` keyword goes to the explanation method itself
+    (Integrated Gradients calls its quadrature rule ``method``, as Captum does).
+    """
+    if len(name) > 1:
+        raise TypeError(f"explain() takes one method name, got {name!r}")
+    if name:
+        chosen = name[0]
+    elif "method" in params:
+        chosen = params.pop("method")
+    else:
+        raise TypeError("explain() needs a method name: explain(model, inputs, method='saliency')")
+    return get(chosen).function(model, inputs, **params)
