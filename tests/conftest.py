@@ -62,3 +62,11 @@ def assert_same_state(before: dict, after: dict) -> None:
         assert torch.equal(before["params"][k], after["params"][k]), k
     for a, b in zip(before["grads"], after["grads"]):
         assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.fixture(scope="session")
+def planted_cnn(tmp_path_factory):
+    """The planted-patch CNN, trained once per session (a few seconds) in a private cache."""
+    from pellucid.zoo import planted_patch_cnn
+
+    return planted_patch_cnn(cache_dir=tmp_path_factory.mktemp("planted_cache"))
