@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import textwrap
 from typing import Any, Callable, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -93,9 +95,10 @@ class Comparison:
         n, k = ranks.shape
         fig = Figure(figsize=(1.8 + cell[0] * k, 0.9 + cell[1] * n), layout="constrained")
         ax = fig.subplots()
-        image = ax.imshow(np.ma.masked_invalid(ranks), cmap=cmap, vmin=-0.15, vmax=1.15,
+        colormap = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")  # NaN: grey
+        # the ends of the map are too saturated to read text on: leave a margin either side
+        image = ax.imshow(np.ma.masked_invalid(ranks), cmap=colormap, vmin=-0.15, vmax=1.15,
                           aspect="auto")
-        image.cmap.set_bad("#dddddd")
         mapped = image.cmap(image.norm(np.nan_to_num(ranks, nan=0.5)))
         for i, method in enumerate(self.methods):
             for j, metric in enumerate(self.metrics):
@@ -105,7 +108,8 @@ class Comparison:
                 ax.text(j, i, _fmt(self.table[method][metric], digits), ha="center", va="center",
                         fontsize=10, color="white" if dark else "black",
                         fontweight="bold" if best else "normal")
-        ax.set_xticks(range(k), [f"{m.replace('_', ' ')} {'↑' if self.higher_is_better[m] else '↓'}"
+        ax.set_xticks(range(k), [textwrap.fill(f"{m.replace('_', ' ')} "
+                                               f"{'↑' if self.higher_is_better[m] else '↓'}", 16)
                                  for m in self.metrics])
         ax.set_yticks(range(n), [m.replace("_", " ") for m in self.methods])
         ax.xaxis.tick_top()
