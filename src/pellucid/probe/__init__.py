@@ -1,0 +1,10 @@
+"""What would change the answer: adversarial examples, interventions, example-based explanations."""
+from .adversarial import AttackResult, RobustnessCurve, fgsm, pgd, robustness_curve
+from .examples import NearestExamples, nearest_examples
+from .intervention import AblationResult, InterventionResult, PatchResult, ablate, intervene, patch
+
+__all__ = [
+    "fgsm", "pgd", "robustness_curve", "AttackResult", "RobustnessCurve",
+    "intervene", "ablate", "patch", "InterventionResult", "AblationResult", "PatchResult",
+    "nearest_examples", "NearestExamples",
+]
