@@ -59,7 +59,7 @@ class RobustnessCurve:
         if ax is None:
             from matplotlib.figure import Figure
 
-            fig = Figure(figsize=(4.5, 3.2))
+            fig = Figure(figsize=(4.5, 3.2), layout="constrained")
             ax = fig.add_subplot()
         else:
             fig = ax.figure
