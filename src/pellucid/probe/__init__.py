@@ -1,10 +1,11 @@
 """What would change the answer: adversarial examples, interventions, example-based explanations."""
 from .adversarial import AttackResult, RobustnessCurve, fgsm, pgd, robustness_curve
 from .examples import NearestExamples, nearest_examples
+from .jsma import jsma
 from .intervention import AblationResult, InterventionResult, PatchResult, ablate, intervene, patch
 
 __all__ = [
-    "fgsm", "pgd", "robustness_curve", "AttackResult", "RobustnessCurve",
+    "fgsm", "pgd", "jsma", "robustness_curve", "AttackResult", "RobustnessCurve",
     "intervene", "ablate", "patch", "InterventionResult", "AblationResult", "PatchResult",
     "nearest_examples", "NearestExamples",
 ]
