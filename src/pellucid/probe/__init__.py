@@ -1,5 +1,6 @@
 """What would change the answer: adversarial examples, interventions, example-based explanations."""
 from .adversarial import AttackResult, RobustnessCurve, fgsm, pgd, robustness_curve
+from .counterfactual import Counterfactuals, counterfactual
 from .examples import NearestExamples, nearest_examples
 from .jsma import jsma
 from .intervention import AblationResult, InterventionResult, PatchResult, ablate, intervene, patch
@@ -8,4 +9,5 @@ __all__ = [
     "fgsm", "pgd", "jsma", "robustness_curve", "AttackResult", "RobustnessCurve",
     "intervene", "ablate", "patch", "InterventionResult", "AblationResult", "PatchResult",
     "nearest_examples", "NearestExamples",
+    "counterfactual", "Counterfactuals",
 ]

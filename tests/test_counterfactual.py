@@ -1,0 +1,162 @@
+"""probe.counterfactual: Wachter et al. counterfactuals with DiCE diversity on tabular rows."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pellucid.errors import InputError, TargetError
+from pellucid.probe import Counterfactuals, counterfactual
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    sklearn = pytest.importorskip("sklearn.datasets")
+    data = sklearn.load_breast_cancer()
+    x = torch.tensor(data.data, dtype=torch.float32)
+    y = torch.tensor(data.target, dtype=torch.long)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        perm = torch.randperm(len(x))
+        x, y = x[perm], y[perm]
+        mu, sd = x[:400].mean(0), x[:400].std(0)
+        x = (x - mu) / sd
+        net = nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Linear(32, 2))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)
+        for _ in range(300):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x[:400]), y[:400]).backward()
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(x[400:]).argmax(1) == y[400:]).float().mean())
+    assert acc >= 0.95, acc
+    return net, x[400:460]
+
+
+def _desired(net, x):
+    with torch.no_grad():
+        return (1 - net(x).argmax(1)).tolist()
+
+
+def test_breast_cancer_reached_immutable_ranges(cancer):
+    net, x = cancer
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    desired = _desired(net, x)
+    ranges = {j: (float(x[:, j].min()) - 0.5, float(x[:, j].max()) + 0.5) for j in range(30)}
+    r = counterfactual(net, x, desired=desired, immutable=[0, 3], ranges=ranges, seed=0, steps=300)
+    assert isinstance(r, Counterfactuals)
+    assert r.candidates.shape == (len(x), 1, 30)
+    rate = r.reached_rate
+    print(f"reached rate {rate:.3f} on {len(x)} rows, mean L1 {float(r.distance.mean()):.3f}, "
+          f"mean changed {float(r.changed.sum(-1).float().mean()):.1f} features, steps {r.meta['steps_run']}")
+    assert len(x) >= 40 and rate >= 0.95
+    # the reported flag agrees with the model
+    with torch.no_grad():
+        pred = net(r.candidates[:, 0]).argmax(1)
+    assert torch.equal(pred == r.desired, r.reached[:, 0])
+    # immutable features never change, exactly
+    assert torch.equal(r.candidates[:, 0, 0], x[:, 0])
+    assert torch.equal(r.candidates[:, 0, 3], x[:, 3])
+    assert not r.changed[:, :, [0, 3]].any()
+    lo = torch.tensor([ranges[j][0] for j in range(30)])
+    hi = torch.tensor([ranges[j][1] for j in range(30)])
+    assert bool(((r.candidates >= lo) & (r.candidates <= hi)).all())
+    # the model is left as found
+    assert not net.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k])
+    assert all(p.grad is None for p in net.parameters())
+    # the table lists the changed features of a row
+    names = [f"f{j}" for j in range(30)]
+    tab = r.table(names, row=1)
+    assert len(tab) == int(r.changed[1, 0].sum())
+    assert all(set(t) == {"feature", "original", "counterfactual"} for t in tab)
+
+
+def test_tight_ranges_respected(cancer):
+    net, x = cancer
+    x = x[:20]
+    rng = torch.stack([x.min(0).values - 0.2, x.max(0).values + 0.2], 1)
+    r = counterfactual(net, x, desired=_desired(net, x), ranges=rng, seed=1, steps=200)
+    assert bool(((r.candidates >= rng[:, 0]) & (r.candidates <= rng[:, 1])).all())
+
+
+def test_k3_diverse(cancer):
+    net, x = cancer
+    x = x[:40]
+    r = counterfactual(net, x, desired=_desired(net, x), k=3, seed=0, steps=300)
+    assert r.candidates.shape == (40, 3, 30)
+    c = r.candidates
+    pair = (c[:, :, None] - c[:, None, :]).abs().sum(-1)
+    off = pair[:, ~torch.eye(3, dtype=torch.bool)]
+    print(f"k=3: all-reached rate {float(r.reached.all(1).float().mean()):.3f}, min pairwise L1 {float(off.min()):.3f}")
+    assert bool((off > 1e-3).all())
+    assert float(r.reached.float().mean()) >= 0.9
+
+
+def test_linear_minimal_l1_moves_most_efficient_feature():
+    # z1 - z0 = 2 * (w . x + b) with w = (1.0, 0.04). Moving feature j by delta costs
+    # |delta| / scale_j and gains w_j * delta in the logit, so the cheapest feature has the
+    # largest |w_j| * scale_j. With unit scale (one row) that is feature 0: the minimal L1
+    # counterfactual moves only it, to just past the boundary x0 + 0.04 * 0.2 = 0.5.
+    lin = nn.Linear(2, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[-1.0, -0.04], [1.0, 0.04]]))
+        lin.bias.copy_(torch.tensor([0.5, -0.5]))
+    x = torch.tensor([[-0.5, 0.2]])
+    r = counterfactual(lin, x, desired=1, seed=0)
+    assert bool(r.reached.all())
+    assert r.changed[0, 0].tolist() == [True, False]
+    assert torch.equal(r.candidates[0, 0, 1], x[0, 1])
+    assert 0.492 < float(r.candidates[0, 0, 0]) < 0.6
+    # a tiny scale makes feature 0 expensive: now only feature 1 moves
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[-1.0, -0.3], [1.0, 0.3]]))
+    r2 = counterfactual(lin, x, desired=1, seed=0, scale=[0.001, 1.0])
+    assert bool(r2.reached.all())
+    assert r2.changed[0, 0].tolist() == [False, True]
+    # boundary: -0.5 + 0.3 * x1 - 0.5 = 0  ->  x1 = 3.33
+    assert 3.33 < float(r2.candidates[0, 0, 1]) < 3.6
+    assert r2.table() == [{"feature": 1, "original": pytest.approx(0.2),
+                           "counterfactual": float(r2.candidates[0, 0, 1])}]
+
+
+def test_seeded_deterministic(cancer):
+    net, x = cancer
+    x = x[:10]
+    d = _desired(net, x)
+    a = counterfactual(net, x, desired=d, k=2, seed=3, steps=100)
+    b = counterfactual(net, x, desired=d, k=2, seed=3, steps=100)
+    assert torch.equal(a.candidates, b.candidates)
+    c = counterfactual(net, x, desired=d, k=2, seed=4, steps=100)
+    assert not torch.equal(a.candidates, c.candidates)
+
+
+def test_l2_distance(cancer):
+    net, x = cancer
+    x = x[:20]
+    r = counterfactual(net, x, desired=_desired(net, x), distance="l2", seed=0, steps=200)
+    assert r.reached_rate >= 0.95
+
+
+def test_errors(cancer):
+    net, x = cancer
+    x = x[:3]
+    with pytest.raises(TargetError, match="out of range"):
+        counterfactual(net, x, desired=2)
+    with pytest.raises(TargetError, match="out of range"):
+        counterfactual(net, x, desired=[0, 1, 5])
+    with pytest.raises(InputError, match="unknown immutable feature 30"):
+        counterfactual(net, x, desired=1, immutable=[30])
+    with pytest.raises(InputError, match="ranges exclude the original value of feature 2"):
+        counterfactual(net, x, desired=1, ranges={2: (100.0, 200.0)})
+    with pytest.raises(InputError, match="unknown feature 31 in ranges"):
+        counterfactual(net, x, desired=1, ranges={31: (0, 1)})
+    with pytest.raises(InputError, match="distance must be one of"):
+        counterfactual(net, x, desired=1, distance="linf")
+    with pytest.raises(InputError, match="k must be a positive integer"):
+        counterfactual(net, x, desired=1, k=0)
+    with pytest.raises(InputError, match=r"shaped \(n, d\)"):
+        counterfactual(net, x[:, None, :], desired=1)
