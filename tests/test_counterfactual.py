@@ -160,3 +160,69 @@ def test_errors(cancer):
         counterfactual(net, x, desired=1, k=0)
     with pytest.raises(InputError, match=r"shaped \(n, d\)"):
         counterfactual(net, x[:, None, :], desired=1)
+
+
+# -- gradient-free search (Growing Spheres) ---------------------------------------------------
+def _blackbox(net):
+    import pellucid
+
+    m = pellucid.wrap(net)
+    m.differentiable = False
+    return m
+
+
+def test_sampling_blackbox_reached_immutable_ranges(cancer):
+    net, x = cancer
+    m = _blackbox(net)
+    desired = _desired(net, x)
+    ranges = {j: (float(x[:, j].min()) - 0.5, float(x[:, j].max()) + 0.5) for j in range(30)}
+    r = counterfactual(m, x, desired=desired, immutable=[0, 3], ranges=ranges, seed=0, steps=200)
+    assert r.meta["search"] == "sampling"
+    print(f"sampling: reached rate {r.reached_rate:.3f}, mean L1 {float(r.distance.mean()):.3f}, "
+          f"mean changed {float(r.changed.sum(-1).float().mean()):.1f}, layers {r.meta['steps_run']}")
+    assert r.reached_rate >= 0.9
+    with torch.no_grad():
+        pred = net(r.candidates[:, 0]).argmax(1)
+    assert torch.equal(pred == r.desired, r.reached[:, 0])
+    assert torch.equal(r.candidates[:, 0, 0], x[:, 0])
+    assert torch.equal(r.candidates[:, 0, 3], x[:, 3])
+    lo = torch.tensor([ranges[j][0] for j in range(30)])
+    hi = torch.tensor([ranges[j][1] for j in range(30)])
+    assert bool(((r.candidates >= lo) & (r.candidates <= hi)).all())
+
+
+def test_sampling_seeded_k2_distinct(cancer):
+    net, x = cancer
+    x = x[:10]
+    m = _blackbox(net)
+    d = _desired(net, x)
+    a = counterfactual(m, x, desired=d, k=2, seed=3, samples=200)
+    b = counterfactual(m, x, desired=d, k=2, seed=3, samples=200)
+    assert torch.equal(a.candidates, b.candidates)
+    c = counterfactual(m, x, desired=d, k=2, seed=4, samples=200)
+    assert not torch.equal(a.candidates, c.candidates)
+    assert float(a.reached.float().mean()) >= 0.9
+    assert not bool((a.candidates[:, 0] == a.candidates[:, 1]).all(-1).any())
+    # forcing sampling on a differentiable model works too
+    e = counterfactual(net, x, desired=d, seed=3, search="sampling", samples=200)
+    assert e.meta["search"] == "sampling" and e.reached_rate >= 0.9
+    with pytest.raises(InputError, match="search must be"):
+        counterfactual(net, x, desired=d, search="grid")
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2"])
+def test_sampling_close_to_gradient_on_linear(distance):
+    g = torch.Generator().manual_seed(0)
+    lin = nn.Linear(6, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(2, 6, generator=g))
+        lin.bias.zero_()
+    x = torch.randn(20, 6, generator=g)
+    with torch.no_grad():
+        desired = (1 - lin(x).argmax(1)).tolist()
+    rg = counterfactual(lin, x, desired=desired, distance=distance, seed=0)
+    rs = counterfactual(lin, x, desired=desired, distance=distance, seed=0, search="sampling")
+    assert bool(rg.reached.all()) and bool(rs.reached.all())
+    dg, ds = float(rg.distance.mean()), float(rs.distance.mean())
+    print(f"linear {distance}: gradient {dg:.3f}, sampling {ds:.3f}, ratio {ds / dg:.2f}")
+    assert ds <= 2 * dg

@@ -42,6 +42,7 @@ import torch
 from ..attribution._common import Stopwatch, generator, new_seed
 from ..errors import InputError, ModelError, NotDifferentiableError
 from ..model import select_target, wrap
+from ._growing_spheres import growing_spheres
 
 __all__ = ["counterfactual", "Counterfactuals"]
 
@@ -195,7 +196,7 @@ def counterfactual(
     model: Any, x: Any, *, desired: Any, k: int = 1, distance: str = "l1",
     immutable: Sequence[int] = (), ranges: Any = None, steps: int = 500, lr: float = 0.05,
     diversity: float = 1.0, seed: int | None = None, batch_size: int | None = None,
-    scale: Any = None,
+    scale: Any = None, search: str = "auto", samples: int = 500,
 ) -> Counterfactuals:
     """``k`` counterfactuals per row of ``x`` ``(n, d)`` that the model assigns to ``desired``.
 
@@ -203,6 +204,11 @@ def counterfactual(
     change; ``ranges`` (``{feature: (low, high)}`` or a ``(d, 2)`` tensor) bound every candidate.
     ``scale`` (default: the std of each feature over ``x``, 1 for a single row) divides each
     feature's change in the distance. See the module docstring for the objective.
+
+    ``search="gradient"`` runs that optimisation; ``search="sampling"`` runs the gradient-free
+    Growing Spheres search (:mod:`._growing_spheres`), ``samples`` draws per row and layer and at
+    most ``steps`` layers; ``"auto"`` (default) picks gradient for a differentiable model, else
+    sampling.
 
     Example:
         >>> import torch
@@ -220,9 +226,15 @@ def counterfactual(
     steps = _positive_int(steps, "steps")
     lr = _nonneg(lr, "lr", positive=True)
     diversity = _nonneg(diversity, "diversity")
+    if search not in ("auto", "gradient", "sampling"):
+        raise InputError(f"search must be 'auto', 'gradient' or 'sampling', got {search!r}")
+    samples = _positive_int(samples, "samples")
     seed = new_seed(seed)
     m = wrap(model, batch_size=batch_size)
-    m.require_gradients("counterfactual")
+    if search == "auto":
+        search = "gradient" if m.differentiable else "sampling"
+    if search == "gradient":
+        m.require_gradients("counterfactual")
     x = m.prepare(x, name="x", as_float=True)
     if x.dim() != 2:
         raise InputError(f"counterfactual takes tabular rows shaped (n, d); got shape {tuple(x.shape)}")
@@ -244,6 +256,17 @@ def counterfactual(
 
         mask = torch.ones(d, dtype=x.dtype, device=x.device)
         mask[frozen] = 0
+        if search == "sampling":
+            best, best_dist, best_pred, run = growing_spheres(
+                m, x, target, k=k, mask=mask, bounds=bounds, scale=s,
+                dist=lambda dl: _dist(dl, s, distance), l1=distance == "l1", samples=samples,
+                max_layers=steps, gen=generator(seed, x.device), batch_size=batch_size,
+            )
+            return _result(x, best, best_pred, t, target, s, distance, {
+                "method": "counterfactual", "search": "sampling", "k": k, "distance": distance,
+                "immutable": frozen, "steps": steps, "steps_run": run, "samples": samples,
+                "seed": seed, "scale": s, "ranges": bounds, "seconds": watch.seconds(),
+            })
         x_rep = x.repeat_interleave(k, dim=0)  # (n*k, d)
         delta = torch.zeros_like(x_rep)
         if k > 1:
@@ -344,15 +367,20 @@ def counterfactual(
         best[unreached] = final[unreached]
         best_pred = torch.where(unreached, pf, best_pred)
 
+    return _result(x, best, best_pred, t, target, s, distance, {
+        "method": "counterfactual", "search": "gradient", "k": k, "distance": distance, "immutable": frozen,
+        "steps": steps, "steps_run": run, "lr": lr, "diversity": diversity, "seed": seed,
+        "scale": s, "ranges": bounds, "margin": _MARGIN, "seconds": watch.seconds(),
+    })
+
+
+def _result(x, best, best_pred, t, target, s, distance, meta) -> Counterfactuals:
+    n, d = x.shape
+    k = len(t) // n
     cand = best.view(n, k, d)
     diff = cand - x[:, None, :]
     dist = _dist(diff, s, distance)
     changed = diff.abs() > _TOL
-    meta = {
-        "method": "counterfactual", "k": k, "distance": distance, "immutable": frozen,
-        "steps": steps, "steps_run": run, "lr": lr, "diversity": diversity, "seed": seed,
-        "scale": s, "ranges": bounds, "margin": _MARGIN, "seconds": watch.seconds(),
-    }
     return Counterfactuals(
         x=x, candidates=cand, reached=(best_pred == t).view(n, k), distance=dist, changed=changed,
         desired=target, predictions=best_pred.view(n, k), meta=meta,
