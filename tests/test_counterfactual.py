@@ -226,3 +226,59 @@ def test_sampling_close_to_gradient_on_linear(distance):
     dg, ds = float(rg.distance.mean()), float(rs.distance.mean())
     print(f"linear {distance}: gradient {dg:.3f}, sampling {ds:.3f}, ratio {ds / dg:.2f}")
     assert ds <= 2 * dg
+
+
+# -- categorical features ---------------------------------------------------------------------
+class _CodeModel(nn.Module):
+    """Class 1 needs the category code (feature 0, in {0, 1, 2}) to be 2; feature 1 barely helps."""
+
+    def forward(self, x):
+        z1 = 2.0 * x[:, 0] - 3.0 + 0.2 * x[:, 1] + 0.1 * x[:, 2]
+        return torch.stack([torch.zeros_like(z1), z1], 1)
+
+
+def _code_rows():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 4, generator=g)
+    x[:, 0] = torch.tensor([0.0, 1.0] * 6)          # codes that predict class 0
+    x[:, 3] = torch.tensor([0.0, 1.0, 1.0] * 4)     # a binary flag
+    return x
+
+
+@pytest.mark.parametrize("search", ["gradient", "sampling"])
+def test_categorical_allowed_and_reached_consistent(search):
+    net, x = _CodeModel(), _code_rows()
+    cat = {0: (0, 1, 2), 3: (0.0, 1.0)}
+    if search == "gradient":
+        r = counterfactual(net, x, desired=1, k=2, categorical=cat, seed=0, steps=200)
+    else:
+        m = __import__("pellucid").wrap(net)
+        m.differentiable = False
+        r = counterfactual(m, x, desired=1, k=2, categorical=cat, seed=0, steps=50, samples=200)
+    assert r.meta["search"] == search
+    c = r.candidates
+    assert bool(torch.isin(c[..., 0], torch.tensor([0.0, 1.0, 2.0])).all())
+    assert bool(torch.isin(c[..., 3], torch.tensor([0.0, 1.0])).all())
+    with torch.no_grad():
+        pred = net(c.reshape(-1, 4)).argmax(1).view(c.shape[:2])
+    assert torch.equal(pred == 1, r.reached)
+    assert torch.equal(pred, r.predictions)
+    assert r.reached_rate == 1.0
+    # the cheap way to class 1 is code 2: most candidates take it, exactly
+    assert float((c[..., 0] == 2.0).float().mean()) >= 0.5
+
+
+def test_categorical_immutable_wins_and_errors():
+    net, x = _CodeModel(), _code_rows()
+    # feature 0 immutable and categorical: it never changes, so class 1 is out of reach via code
+    r = counterfactual(net, x[:2], desired=1, immutable=[0], categorical={0: (0, 1, 2)}, seed=0,
+                       steps=50)
+    assert torch.equal(r.candidates[:, 0, 0], x[:2, 0])
+    with pytest.raises(InputError, match="unknown feature 9 in categorical"):
+        counterfactual(net, x, desired=1, categorical={9: (0, 1)})
+    with pytest.raises(InputError, match=r"categorical\[0\] is empty"):
+        counterfactual(net, x, desired=1, categorical={0: ()})
+    with pytest.raises(InputError, match=r"does not allow the original value of feature 0 in row 1"):
+        counterfactual(net, x, desired=1, categorical={0: (0, 2)})
+    with pytest.raises(InputError, match="categorical must be a dict"):
+        counterfactual(net, x, desired=1, categorical=[0, 1])

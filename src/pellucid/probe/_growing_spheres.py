@@ -43,16 +43,26 @@ def _sample(n_rows: int, samples: int, d: int, lo: torch.Tensor, hi: torch.Tenso
 
 
 def growing_spheres(m, x, target, *, k, mask, bounds, scale, dist, l1, samples, max_layers, gen,
-                    batch_size):
+                    batch_size, categorical=()):
     """Returns ``(best (n*k, d), best_dist (n*k,), best_pred (n*k,), layers_run)``."""
     n, d = x.shape
     dtype, device = x.dtype, x.device
+    keep_mask = mask  # features that may change at all
+    if categorical:  # categorical features are drawn from their values, not from the sphere
+        mask = mask.clone()
+        mask[[j for j, _ in categorical]] = 0
 
     def make(rows: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         c = x[rows, None, :] + z * scale
         if bounds is not None:
             c = torch.minimum(torch.maximum(c, bounds[0]), bounds[1])
-        return torch.where(mask.bool(), c, x[rows, None, :])  # immutable: exactly the original
+        c = torch.where(keep_mask.bool(), c, x[rows, None, :])  # immutable: exactly the original
+        for j, v in categorical:  # an allowed value, the original with probability 1/2
+            shape = c.shape[:-1]
+            pick = v[torch.randint(len(v), shape, generator=gen, device=device)]
+            keep = torch.rand(shape, generator=gen, dtype=dtype, device=device) < 0.5
+            c[..., j] = torch.where(keep, x[rows, None, j].expand(shape), pick)
+        return c
 
     def predict(c: torch.Tensor) -> torch.Tensor:
         flat = c.reshape(-1, d)

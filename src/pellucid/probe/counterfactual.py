@@ -169,6 +169,54 @@ def _ranges(ranges: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] |
     return lo, hi
 
 
+def _categorical(categorical: Any, x: torch.Tensor, frozen: list[int],
+                 bounds: tuple[torch.Tensor, torch.Tensor] | None) -> list[tuple[int, torch.Tensor]]:
+    """``[(feature, sorted allowed values)]`` for the mutable categorical features."""
+    if categorical is None:
+        return []
+    if not isinstance(categorical, dict):
+        raise InputError(f"categorical must be a dict {{feature: allowed values}}, got {categorical!r}")
+    d = x.shape[1]
+    out = {}
+    for f, values in categorical.items():
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not -d <= f < d:
+            raise InputError(f"unknown feature {f!r} in categorical: features are indices 0 to {d - 1}")
+        j = int(f) % d
+        try:
+            v = torch.as_tensor(np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor)
+                                           else list(values), dtype=float).ravel())
+        except (TypeError, ValueError) as err:
+            raise InputError(f"categorical[{f}] must be a sequence of numbers, got {values!r}") from err
+        if v.numel() == 0:
+            raise InputError(f"categorical[{f}] is empty: give at least one allowed value")
+        if not bool(torch.isfinite(v).all()):
+            raise InputError(f"categorical[{f}] must hold finite values, got {values!r}")
+        v = torch.unique(v.to(device=x.device, dtype=x.dtype))
+        ok = (x[:, j, None] == v).any(1)
+        if not bool(ok.all()):
+            i = int(torch.nonzero(~ok)[0])
+            raise InputError(
+                f"categorical[{f}] does not allow the original value of feature {j} in row {i} "
+                f"({float(x[i, j]):g}); allowed: {v.tolist()}"
+            )
+        if bounds is not None:  # only values inside ranges; the originals are, so none is empty
+            v = v[(v >= bounds[0][j]) & (v <= bounds[1][j])]
+        if j not in frozen:  # immutable wins
+            out[j] = v
+    return sorted(out.items())
+
+
+def _snap(c: torch.Tensor, cats: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """``c`` (..., d) with each categorical feature moved to its nearest allowed value."""
+    if not cats:
+        return c
+    c = c.clone()
+    for j, v in cats:
+        idx = (c[..., j, None] - v).abs().argmin(-1)
+        c[..., j] = v[idx]
+    return c
+
+
 def _scale(scale: Any, x: torch.Tensor) -> torch.Tensor:
     d = x.shape[1]
     if scale is not None:
@@ -196,7 +244,7 @@ def counterfactual(
     model: Any, x: Any, *, desired: Any, k: int = 1, distance: str = "l1",
     immutable: Sequence[int] = (), ranges: Any = None, steps: int = 500, lr: float = 0.05,
     diversity: float = 1.0, seed: int | None = None, batch_size: int | None = None,
-    scale: Any = None, search: str = "auto", samples: int = 500,
+    scale: Any = None, search: str = "auto", samples: int = 500, categorical: Any = None,
 ) -> Counterfactuals:
     """``k`` counterfactuals per row of ``x`` ``(n, d)`` that the model assigns to ``desired``.
 
@@ -209,6 +257,13 @@ def counterfactual(
     Growing Spheres search (:mod:`._growing_spheres`), ``samples`` draws per row and layer and at
     most ``steps`` layers; ``"auto"`` (default) picks gradient for a differentiable model, else
     sampling.
+
+    ``categorical`` (``{feature: allowed values}``, e.g. integer category codes or ``(0.0, 1.0)``
+    for a flag) restricts those features to the listed values (every original value must be one
+    of them). The gradient search optimises the relaxed value and snaps it to the nearest allowed
+    value whenever a candidate is recorded and at the end, re-checking the prediction there; the
+    sampling search draws them from the allowed values (keeping the original about half the time).
+    ``reached`` always refers to the snapped candidate. An immutable feature stays immutable.
 
     Example:
         >>> import torch
@@ -242,6 +297,7 @@ def counterfactual(
     frozen = _immutable(immutable, d)
     bounds = _ranges(ranges, x)
     s = _scale(scale, x)
+    cats = _categorical(categorical, x, frozen, bounds)
 
     with m.explaining():
         out0 = m.outputs(x[:1], batch_size=batch_size, progress=False)
@@ -261,11 +317,13 @@ def counterfactual(
                 m, x, target, k=k, mask=mask, bounds=bounds, scale=s,
                 dist=lambda dl: _dist(dl, s, distance), l1=distance == "l1", samples=samples,
                 max_layers=steps, gen=generator(seed, x.device), batch_size=batch_size,
+                categorical=cats,
             )
             return _result(x, best, best_pred, t, target, s, distance, {
                 "method": "counterfactual", "search": "sampling", "k": k, "distance": distance,
                 "immutable": frozen, "steps": steps, "steps_run": run, "samples": samples,
-                "seed": seed, "scale": s, "ranges": bounds, "seconds": watch.seconds(),
+                "categorical": {j: v for j, v in cats}, "seed": seed, "scale": s, "ranges": bounds,
+                "seconds": watch.seconds(),
             })
         x_rep = x.repeat_interleave(k, dim=0)  # (n*k, d)
         delta = torch.zeros_like(x_rep)
@@ -312,8 +370,17 @@ def counterfactual(
                 cur = delta.detach()
                 # keep the best reached point of each candidate (evaluated before this step)
                 dist_now = _dist(cur, s, distance)
+                point = x_rep + cur
+                if cats:  # record the snapped point, re-checked by the model
+                    point = _snap(point, cats)
+                    dist_now = _dist(point - x_rep, s, distance)
+                    cand = torch.nonzero((preds == t) & (dist_now < best_dist)).flatten()
+                    if len(cand):
+                        preds = preds.clone()
+                        preds[cand] = m.outputs(point[cand], batch_size=batch_size,
+                                                progress=False).argmax(dim=1)
                 better = (preds == t) & (dist_now < best_dist)
-                best[better] = x_rep[better] + cur[better]
+                best[better] = point[better]
                 best_dist = torch.where(better, dist_now, best_dist)
                 best_pred = torch.where(better, preds, best_pred)
                 if k > 1 and diversity > 0:
@@ -356,9 +423,9 @@ def counterfactual(
                         break
                     last_total = total
         # final point
-        final = (x_rep + delta.detach())
+        final = _snap(x_rep + delta.detach(), cats)
         pf = m.outputs(final, batch_size=batch_size, progress=False).argmax(dim=1)
-        df = _dist(delta.detach(), s, distance)
+        df = _dist(final - x_rep, s, distance)
         better = (pf == t) & (df < best_dist)
         best[better] = final[better]
         best_dist = torch.where(better, df, best_dist)
@@ -370,7 +437,8 @@ def counterfactual(
     return _result(x, best, best_pred, t, target, s, distance, {
         "method": "counterfactual", "search": "gradient", "k": k, "distance": distance, "immutable": frozen,
         "steps": steps, "steps_run": run, "lr": lr, "diversity": diversity, "seed": seed,
-        "scale": s, "ranges": bounds, "margin": _MARGIN, "seconds": watch.seconds(),
+        "scale": s, "ranges": bounds, "margin": _MARGIN,
+        "categorical": {j: v for j, v in cats}, "seconds": watch.seconds(),
     })
 
 
