@@ -14,7 +14,9 @@ The pair maximising ``alpha * |beta|`` with ``alpha > 0`` and ``beta < 0`` is in
 target class, when no admissible pair is left, or when taking another pair would change more than
 ``max_features`` (a fraction) of its features. A negative ``theta`` gives the decreasing variant
 (``alpha < 0``, ``beta > 0``, maximise ``|alpha| * beta``; features saturate at the bottom of the
-range).
+range). ``variant="decrease"`` uses that decreasing map with ``-|theta|``; ``variant="both"``
+scores both maps and moves each row's best pair in its own map's direction (a feature, once moved,
+keeps its direction).
 
 All rows of a chunk advance together: each iteration runs one forward and two backward passes on
 the rows still active (done rows are dropped from the batch), and the pairwise map is a
@@ -81,16 +83,24 @@ def _jacobians(m: Model, x: torch.Tensor, shape: tuple, t: torch.Tensor):
 def _attack_chunk(
     m: Model, x0: torch.Tensor, t: torch.Tensor, pred0: torch.Tensor, theta: float,
     budget: int, bounds: tuple[float, float] | None, max_iter: int, shape: tuple,
+    variant: str = "increase", stats: dict | None = None,
 ):
-    """JSMA on one chunk of flat rows; returns (adv, iterations per row, loop iterations, fwd, bwd)."""
+    """JSMA on one chunk of flat rows; returns (adv, iterations per row, loop iterations, fwd, bwd).
+
+    ``variant`` "increase" moves by ``theta`` (its sign picks the map, as before), "decrease" by
+    ``-|theta|``, "both" scores both maps and moves the best pair of either by ``+-|theta|``. A
+    feature once moved keeps its direction. ``stats`` (optional) counts why rows stopped.
+    """
     n, d = x0.shape
     adv = x0.clone()
-    sign = 1.0 if theta > 0 else -1.0
-    if bounds is None:
-        domain = torch.ones(n, d, dtype=torch.bool, device=x0.device)
+    if variant == "increase":
+        signs = [1.0 if theta > 0 else -1.0]
+    elif variant == "decrease":
+        signs = [-1.0]
     else:
-        domain = adv < bounds[1] if theta > 0 else adv > bounds[0]
-    changed = torch.zeros(n, d, dtype=torch.bool, device=x0.device)
+        signs = [1.0, -1.0]
+    step = abs(theta)
+    dirn = torch.zeros(n, d, dtype=torch.int8, device=x0.device)  # 0 unchanged, +1 up, -1 down
     active = pred0 != t
     row_iters = torch.zeros(n, dtype=torch.long, device=x0.device)
     eye = torch.eye(d, dtype=torch.bool, device=x0.device)
@@ -101,45 +111,71 @@ def _attack_chunk(
             break
         loops += 1
         ti = t[idx]
-        out, g_t, g_o = _jacobians(m, adv[idx], shape, ti)
+        out, g_t0, g_o0 = _jacobians(m, adv[idx], shape, ti)
         fwd += len(idx)
         bwd += 2 * len(idx)
         reached = out.argmax(dim=1) == ti
-        g_t, g_o = sign * g_t, sign * g_o
-        alpha = g_t[:, :, None] + g_t[:, None, :]
-        beta = g_o[:, :, None] + g_o[:, None, :]
-        dom = domain[idx]
-        new = (~changed[idx]).long()
-        fits = changed[idx].sum(dim=1)[:, None, None] + new[:, :, None] + new[:, None, :] <= budget
-        ok = (alpha > 0) & (beta < 0) & dom[:, :, None] & dom[:, None, :] & ~eye & fits
-        score = torch.where(ok, alpha * -beta, torch.full_like(alpha, -1.0))
-        best = score.reshape(len(idx), -1).argmax(dim=1)
-        has_pair = ok.reshape(len(idx), -1).any(dim=1)
+        a_i, dr = adv[idx], dirn[idx]
+        changed = dr != 0
+        new = (~changed).long()
+        fits = changed.sum(dim=1)[:, None, None] + new[:, :, None] + new[:, None, :] <= budget
+        base = ~eye & fits
+        best_score = best_idx = best_sign = None
+        any_pair_nobudget = torch.zeros(len(idx), dtype=torch.bool, device=x0.device)
+        for sg in signs:
+            if bounds is None:
+                dom = ~changed
+            elif sg > 0:
+                dom = (a_i < bounds[1]) & (dr >= 0)
+            else:
+                dom = (a_i > bounds[0]) & (dr <= 0)
+            g_t, g_o = sg * g_t0, sg * g_o0
+            alpha = g_t[:, :, None] + g_t[:, None, :]
+            beta = g_o[:, :, None] + g_o[:, None, :]
+            ok0 = (alpha > 0) & (beta < 0) & dom[:, :, None] & dom[:, None, :] & ~eye
+            any_pair_nobudget |= ok0.reshape(len(idx), -1).any(dim=1)
+            ok = ok0 & base
+            score = torch.where(ok, alpha * -beta, torch.full_like(alpha, -1.0))
+            score = score.reshape(len(idx), -1)
+            sc, bi = score.max(dim=1)
+            sgn = torch.full_like(sc, sg)
+            if best_score is None:
+                best_score, best_idx, best_sign = sc, bi, sgn
+            else:
+                better = sc > best_score
+                best_score = torch.where(better, sc, best_score)
+                best_idx = torch.where(better, bi, best_idx)
+                best_sign = torch.where(better, sgn, best_sign)
+        has_pair = best_score >= 0
         move = has_pair & ~reached
+        if stats is not None:
+            stats["reached"] = stats.get("reached", 0) + int(reached.sum())
+            stop = ~has_pair & ~reached
+            stats["budget"] = stats.get("budget", 0) + int((stop & any_pair_nobudget).sum())
+            stats["no_pair"] = stats.get("no_pair", 0) + int((stop & ~any_pair_nobudget).sum())
         # rows that reached the target, or have no admissible pair left, stop here
         active[idx[~move]] = False
         if not bool(move.any()):
             continue
         rows = idx[move]
-        p, q = best[move] // d, best[move] % d
+        p, q = best_idx[move] // d, best_idx[move] % d
+        sgm = best_sign[move]
         for f in (p, q):
-            v = adv[rows, f] + theta
+            v = adv[rows, f] + sgm * step
             if bounds is not None:
                 v = v.clamp(bounds[0], bounds[1])
             adv[rows, f] = v
-            changed[rows, f] = True
-            if bounds is None:
-                domain[rows, f] = False
-            else:
-                domain[rows, f] = v < bounds[1] if theta > 0 else v > bounds[0]
+            dirn[rows, f] = sgm.to(torch.int8)
         row_iters[rows] += 1
+    if stats is not None:
+        stats["max_iter"] = stats.get("max_iter", 0) + int(active.sum())
     return adv, row_iters, loops, fwd, bwd
 
 
 def jsma(
     model: Any, inputs: Any, *, target_class: Any, max_features: float = 0.1, theta: float = 1.0,
     clamp: tuple[float, float] | None = (0, 1), batch_size: int | None = None,
-    progress: bool | None = None,
+    progress: bool | None = None, variant: str = "increase",
 ) -> AttackResult:
     """Jacobian-based saliency map attack toward ``target_class`` (an int, or one per row).
 
@@ -163,6 +199,8 @@ def jsma(
         raise TargetError("jsma needs target_class= (the class to reach, an int or one per row)")
     max_features = _check_fraction(max_features)
     theta = _check_theta(theta)
+    if variant not in ("increase", "decrease", "both"):
+        raise InputError(f'variant must be "increase", "decrease" or "both", got {variant!r}')
     m, x, bounds = _setup(model, inputs, clamp, batch_size, "jsma")
     n = len(x)
     per_row = normalize_target(target_class, n)
@@ -190,7 +228,7 @@ def jsma(
             pred0 = out0.argmax(dim=1)
             flat = x0.reshape(len(x0), -1)
             adv, it, lp, f, b = _attack_chunk(
-                m, flat, t, pred0, theta, budget, bounds, max_iter, tuple(x0.shape[1:])
+                m, flat, t, pred0, theta, budget, bounds, max_iter, tuple(x0.shape[1:]), variant
             )
             adv = adv.reshape(x0.shape)
             with torch.no_grad():
@@ -205,7 +243,8 @@ def jsma(
             changed.append(((adv != x0).reshape(len(x0), -1)).sum(dim=1))
     meta = {
         "attack": "jsma", "eps": None, "targeted": True, "clamp": bounds, "theta": theta,
-        "max_features": max_features, "max_changed": budget, "iterations": loops,
+        "variant": variant, "max_features": max_features, "max_changed": budget,
+        "iterations": loops,
         "row_iterations": torch.cat(row_iters), "features_changed": torch.cat(changed),
         "seed": None, "forward_rows": fwd, "backward_rows": bwd, "seconds": watch.seconds(),
     }
