@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from _timing import measure, median_ratio
 
+from pellucid._state import explaining  # eval mode, parameters frozen, restored after
+
 NAME = "ig"
 STEPS = 50
 N_ROWS = 16
@@ -62,22 +64,6 @@ def bare_gradients(model: torch.nn.Module, points: torch.Tensor, targets: torch.
     return torch.cat(grads)
 
 
-class frozen:
-    """Parameters ``requires_grad_(False)`` inside, as pellucid's own passes run."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> None:
-        self.saved = [(p, p.requires_grad) for p in self.model.parameters()]
-        for p, _ in self.saved:
-            p.requires_grad_(False)
-
-    def __exit__(self, *exc: Any) -> None:
-        for p, flag in self.saved:
-            p.requires_grad_(flag)
-
-
 def contenders(model: torch.nn.Module, x: torch.Tensor,
                t: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """name -> a call doing that contender's whole IG (or bare) computation once."""
@@ -88,7 +74,7 @@ def contenders(model: torch.nn.Module, x: torch.Tensor,
 
     def bare(batch: int) -> Callable[[], Any]:
         def run() -> torch.Tensor:
-            with frozen(model):
+            with explaining(model):
                 return bare_gradients(model, points, targets, batch)
         return run
 
@@ -160,7 +146,7 @@ def agreement(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> dict[
     theirs = captum.attr.IntegratedGradients(model).attribute(
         x, target=t, n_steps=STEPS, method="gausslegendre")
     _, weights = np.polynomial.legendre.leggauss(STEPS)
-    with frozen(model):
+    with explaining(model):
         grads = bare_gradients(model, *path_rows(x, t, STEPS), 200)
     w = torch.as_tensor(weights / 2.0, dtype=x.dtype).view(1, -1, *([1] * (x.dim() - 1)))
     bare = x * (grads.view(len(x), STEPS, *x.shape[1:]) * w).sum(dim=1)

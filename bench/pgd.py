@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from _timing import measure, median_ratio
 
+from pellucid._state import explaining  # eval mode, parameters frozen, restored after
+
 NAME = "pgd"
 N_ROWS = 64
 STEPS = 10
@@ -39,26 +41,10 @@ STEP_SIZE = 2.5 * EPS / STEPS
 RATIOS = (("pellucid", "bare"), ("pellucid", "captum"), ("captum", "bare"))
 
 
-class frozen:
-    """Parameters ``requires_grad_(False)`` inside, as pellucid's own passes run."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> None:
-        self.saved = [(p, p.requires_grad) for p in self.model.parameters()]
-        for p, _ in self.saved:
-            p.requires_grad_(False)
-
-    def __exit__(self, *exc: Any) -> None:
-        for p, flag in self.saved:
-            p.requires_grad_(flag)
-
-
 def bare_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """10 L∞ PGD steps by hand, all rows in one batch."""
     adv = x
-    with frozen(model):
+    with explaining(model):
         for _ in range(STEPS):
             xs = adv.detach().requires_grad_(True)
             loss = F.cross_entropy(model(xs), y, reduction="sum")
