@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: on these machines the pin takes a local CPU wheel.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# zennit (test-only peer) declares torchvision, which does not load here: its real needs are already installed.
+	$(PY) -m pip install -q --no-deps zennit
 	touch $(STAMP)
 
 demo: $(STAMP)
