@@ -39,6 +39,16 @@ def test_hand_checked_pair_on_linear_model():
     torch.testing.assert_close(r.perturbation_norm["l2"], torch.full((2,), 2**0.5))
 
 
+def test_target_saliency_picks_the_largest_target_gradients():
+    # saliency="target" ignores the other classes: the pair with the largest dz1/dx is (1, 2)
+    # (alpha 2 + 3 = 5), so features 1 and 2 rise to 1: z0 = -3 + 1 + 5 = 3 < z1 = 5.
+    r = jsma(_hand_linear(), torch.zeros(1, 3), target_class=1, max_features=1.0, saliency="target")
+    torch.testing.assert_close(r.adversarial, torch.tensor([[0.0, 1.0, 1.0]]))
+    assert r.success.all() and r.meta["saliency"] == "target"
+    with pytest.raises(errors.InputError, match="saliency"):
+        jsma(_hand_linear(), torch.zeros(1, 3), target_class=1, saliency="logits")
+
+
 def test_budget_too_small_for_a_pair_changes_nothing():
     # max_features = 1/3 of 3 features: one feature, but JSMA moves pairs
     r = jsma(_hand_linear(), torch.zeros(1, 3), target_class=1, max_features=0.34)
@@ -140,3 +150,24 @@ def test_digits_both_maps_beat_increasing_only():
     assert ((both.adversarial >= 0) & (both.adversarial <= 1)).all()
     with pytest.raises(errors.InputError, match="variant"):
         jsma(model, x[:1], target_class=t[:1], variant="up")
+
+
+def test_digits_target_saliency_reaches_most_digits_on_a_small_budget():
+    """The simplified map (target gradient only) beats the paper's pair map on 8x8 digits.
+
+    Measured on the first 100 test digits, target (label + 1) % 10, at max_features 0.1 / 0.2 /
+    0.5: pairs+increase 6% / 45% / 81%, pairs+both 11% / 53% / 98%, target+increase 25% / 66% /
+    96%, target+both 43% / 94% / 100%. ART 1.20's SaliencyMapMethod, which uses this simplified
+    map, gives 25% / 66% / 96% when only its rows within the budget are counted: ART checks the
+    budget after moving a pair, so it changes up to 8 features at gamma=0.1 (6.4 allowed).
+    """
+    from pellucid.zoo import digits_cnn, load_digits
+
+    model, _ = digits_cnn()
+    d = load_digits()
+    x, y = d.x_test[:100], d.y_test[:100]
+    t = (y + 1) % 10
+    r = jsma(model, x, target_class=t, max_features=0.2, saliency="target", variant="both")
+    assert r.success_rate >= 0.85
+    assert (r.meta["features_changed"] <= 12).all()
+    assert torch.equal(r.success, r.predictions == t)

@@ -18,6 +18,14 @@ range). ``variant="decrease"`` uses that decreasing map with ``-|theta|``; ``var
 scores both maps and moves each row's best pair in its own map's direction (a feature, once moved,
 keeps its direction).
 
+``saliency="target"`` is the simplified map many toolkits ship (ART's ``SaliencyMapMethod``): the
+pair with the largest ``alpha`` (``alpha > 0``), whatever the other classes do. It is not the
+paper's criterion but succeeds far more often on small budgets: on the first 100 test digits of
+the 8x8 demo CNN, with targets (label + 1) % 10 at ``max_features`` 0.1 / 0.2 / 0.5, the paper's
+map reaches 6% / 45% / 81% (11% / 53% / 98% with ``variant="both"``) and the target map 25% / 66%
+/ 96% (43% / 94% / 100% with ``"both"``). Sixty-four features leave few pairs to move, so 10% (six
+pixels) is a hard budget here; the paper's 97% on MNIST used 784 features and up to 14.5%.
+
 All rows of a chunk advance together: each iteration runs one forward and two backward passes on
 the rows still active (done rows are dropped from the batch), and the pairwise map is a
 ``(rows, d, d)`` tensor, so memory grows with ``d**2`` per row — fine for small images (8x8
@@ -83,7 +91,7 @@ def _jacobians(m: Model, x: torch.Tensor, shape: tuple, t: torch.Tensor):
 def _attack_chunk(
     m: Model, x0: torch.Tensor, t: torch.Tensor, pred0: torch.Tensor, theta: float,
     budget: int, bounds: tuple[float, float] | None, max_iter: int, shape: tuple,
-    variant: str = "increase", stats: dict | None = None,
+    variant: str = "increase", stats: dict | None = None, saliency: str = "pairs",
 ):
     """JSMA on one chunk of flat rows; returns (adv, iterations per row, loop iterations, fwd, bwd).
 
@@ -132,10 +140,15 @@ def _attack_chunk(
             g_t, g_o = sg * g_t0, sg * g_o0
             alpha = g_t[:, :, None] + g_t[:, None, :]
             beta = g_o[:, :, None] + g_o[:, None, :]
-            ok0 = (alpha > 0) & (beta < 0) & dom[:, :, None] & dom[:, None, :] & ~eye
+            if saliency == "pairs":
+                ok0 = (alpha > 0) & (beta < 0) & dom[:, :, None] & dom[:, None, :] & ~eye
+                gain = alpha * -beta
+            else:  # "target": the pair that raises the target logit most, whatever the others do
+                ok0 = (alpha > 0) & dom[:, :, None] & dom[:, None, :] & ~eye
+                gain = alpha
             any_pair_nobudget |= ok0.reshape(len(idx), -1).any(dim=1)
             ok = ok0 & base
-            score = torch.where(ok, alpha * -beta, torch.full_like(alpha, -1.0))
+            score = torch.where(ok, gain, torch.full_like(alpha, -1.0))
             score = score.reshape(len(idx), -1)
             sc, bi = score.max(dim=1)
             sgn = torch.full_like(sc, sg)
@@ -175,13 +188,15 @@ def _attack_chunk(
 def jsma(
     model: Any, inputs: Any, *, target_class: Any, max_features: float = 0.1, theta: float = 1.0,
     clamp: tuple[float, float] | None = (0, 1), batch_size: int | None = None,
-    progress: bool | None = None, variant: str = "increase",
+    progress: bool | None = None, variant: str = "increase", saliency: str = "pairs",
 ) -> AttackResult:
     """Jacobian-based saliency map attack toward ``target_class`` (an int, or one per row).
 
     Changes at most ``floor(max_features * d)`` of each row's ``d`` features (``max_features`` a
     fraction in (0, 1]), two at a time, each by ``theta`` (clamped to ``clamp``; ``None`` for no
     range). A row whose clean prediction already is its target counts as an immediate success.
+    ``variant`` ("increase", "decrease", "both") picks the direction and ``saliency`` ("pairs",
+    the paper's ``alpha * |beta|``; "target", ``alpha`` alone) the map (see the module docstring).
     ``meta`` holds ``iterations`` (loop iterations), ``row_iterations`` and ``features_changed``
     (per-row tensors), ``forward_rows``, ``backward_rows`` and ``seconds``. Cost per row and
     iteration: one forward and two backward passes, plus a ``(d, d)`` saliency map. Papernot et al.,
@@ -201,6 +216,8 @@ def jsma(
     theta = _check_theta(theta)
     if variant not in ("increase", "decrease", "both"):
         raise InputError(f'variant must be "increase", "decrease" or "both", got {variant!r}')
+    if saliency not in ("pairs", "target"):
+        raise InputError(f'saliency must be "pairs" or "target", got {saliency!r}')
     m, x, bounds = _setup(model, inputs, clamp, batch_size, "jsma")
     n = len(x)
     per_row = normalize_target(target_class, n)
@@ -228,7 +245,8 @@ def jsma(
             pred0 = out0.argmax(dim=1)
             flat = x0.reshape(len(x0), -1)
             adv, it, lp, f, b = _attack_chunk(
-                m, flat, t, pred0, theta, budget, bounds, max_iter, tuple(x0.shape[1:]), variant
+                m, flat, t, pred0, theta, budget, bounds, max_iter, tuple(x0.shape[1:]), variant,
+                saliency=saliency,
             )
             adv = adv.reshape(x0.shape)
             with torch.no_grad():
@@ -243,7 +261,7 @@ def jsma(
             changed.append(((adv != x0).reshape(len(x0), -1)).sum(dim=1))
     meta = {
         "attack": "jsma", "eps": None, "targeted": True, "clamp": bounds, "theta": theta,
-        "variant": variant, "max_features": max_features, "max_changed": budget,
+        "variant": variant, "saliency": saliency, "max_features": max_features, "max_changed": budget,
         "iterations": loops,
         "row_iterations": torch.cat(row_iters), "features_changed": torch.cat(changed),
         "seed": None, "forward_rows": fwd, "backward_rows": bwd, "seconds": watch.seconds(),
