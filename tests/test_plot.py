@@ -167,8 +167,12 @@ def test_explanation_dispatch(ig, tabular):
     text = pellucid.Explanation(values=torch.rand(2, 5), inputs=torch.ones(2, 5, dtype=torch.long),
                                 target=torch.zeros(2, dtype=torch.long), outputs=torch.zeros(2))
     assert text.kind == "text"
-    with pytest.raises(PellucidError, match="no plot for 'text'"):
-        text.plot()
+    assert len(text.plot().axes[0].texts) == 5  # one coloured box per token
+    seq = pellucid.Explanation(values=torch.rand(2, 5, 3), inputs=torch.rand(2, 5, 3),
+                               target=torch.zeros(2, dtype=torch.long), outputs=torch.zeros(2),
+                               kind="sequence")
+    with pytest.raises(PellucidError, match="no plot for 'sequence'"):
+        seq.plot()
 
 
 def test_figures_save_as_png(ig, tmp_path):
@@ -176,3 +180,79 @@ def test_figures_save_as_png(ig, tmp_path):
     plot.compare([ig]).savefig(path)
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[0] > 50
+
+
+def _pixels(fig: Figure) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3]
+
+
+def test_every_plot_kind_renders_non_blank(ig, cam, tabular, cnn, images):
+    lin = torch.nn.Linear(6, 2)
+    additive = pellucid.integrated_gradients(lin, torch.rand(2, 6), target=0, steps=4)
+    text = pellucid.gradient_x_input(lin, torch.rand(2, 6), target=1)
+    text.feature_names, text.kind = ["a", "good", "film", "##s", "!", "[PAD]"], "text"
+    figures = [plot.image(ig), plot.images(ig), plot.image(cam), plot.bars(tabular),
+               plot.waterfall(additive), plot.text(text), plot.compare([ig, cam])]
+    for fig in figures:
+        pixels = _pixels(fig)
+        assert pixels.std() > 10, fig  # more than a blank canvas
+        assert (pixels < 200).any(axis=-1).mean() > 0.01  # some ink
+
+
+def test_overlay_zero_sits_at_the_colour_map_centre(ig):
+    heat = heat_image(plot.image(ig, 0))
+    cmap, norm = heat.get_cmap(), heat.norm
+    assert norm(0.0) == pytest.approx(0.5)
+    centre = np.array(cmap(0.5)[:3])
+    np.testing.assert_allclose(cmap(norm(0.0))[:3], centre)
+    assert np.all(centre > 0.9)  # RdBu_r's centre is near white: zero reads as "nothing"
+
+
+def test_waterfall_steps_run_from_expected_output_to_output():
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(8, 2)
+    x = torch.rand(1, 8)
+    e = pellucid.integrated_gradients(lin, x, target=1, baseline=0.5, steps=4)  # exact on a linear model
+    ax = plot.waterfall(e, top=3).axes[0]
+    bars = ax.patches
+    assert len(bars) == 4  # three features and the sum of the other five; no gap step
+    lefts = np.array([b.get_x() for b in bars])
+    rights = lefts + np.array([b.get_width() for b in bars])
+    assert lefts[0] == pytest.approx(float(e.baseline_outputs[0]))  # bottom bar starts at E[f]
+    np.testing.assert_allclose(lefts[1:], rights[:-1])  # each step starts where the last ended
+    assert rights[-1] == pytest.approx(float(e.outputs[0]), abs=1e-6)  # the top one ends at f(x)
+    largest = np.sort(np.abs(e.values[0].numpy()))[-1]
+    assert abs(bars[-1].get_width()) == pytest.approx(largest)
+
+
+def test_waterfall_shows_the_unexplained_gap_and_needs_baseline_outputs(tabular, cnn, images):
+    e = pellucid.integrated_gradients(cnn, images[:1], steps=2)  # 2 steps: far from complete
+    labels = [t.get_text() for t in plot.waterfall(e, top=5).axes[0].get_yticklabels()]
+    assert labels[0].startswith("not explained")
+    with pytest.raises(PellucidError, match="baseline_outputs"):
+        plot.waterfall(tabular)
+
+
+def test_text_colours_tokens_and_escapes_html():
+    lin = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, 0.0], [2.0, 0.0, -1.0, 1.0]]))
+    e = pellucid.gradient_x_input(lin, torch.ones(1, 4), target=1)
+    e.feature_names, e.kind = ["<script>alert(1)</script>", "plain", "bad", "##ly"], "text"
+    html = plot.text_html(e)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["RdBu_r"]
+    assert f'background:{to_hex(cmap(1.0))}" title="+2"' in html  # the largest value: full red
+    assert f'background:{to_hex(cmap(0.5))}" title="+0"' in html  # zero: the map's centre
+    assert f'background:{to_hex(cmap(0.25))}" title="-1"' in html  # -1 of max 2: a quarter down
+    assert "</span><span" in html  # "##ly" glued to "bad" with no space
+    fig = plot.explanation(e)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["<script>alert(1)</script>", "plain", "bad", "ly"]

@@ -14,23 +14,26 @@ from ..errors import PellucidError
 from .compare import compare
 from .image import image, images
 from .tabular import bars
+from .text import text, text_html
+from .waterfall import waterfall
 
-__all__ = ["explanation", "image", "images", "bars", "compare"]
+__all__ = ["explanation", "image", "images", "bars", "compare", "waterfall", "text", "text_html"]
 
-_BY_KIND = {"image": image, "tabular": bars}
+_BY_KIND = {"image": image, "tabular": bars, "text": text}
 
 
 def explanation(expl: Any, index: int = 0, **kwargs: Any) -> Figure:
     """Draw row ``index`` of ``expl`` with the plot for its ``kind``; returns the ``Figure``.
 
-    ``"image"`` goes to :func:`image` and ``"tabular"`` to :func:`bars`; ``kwargs`` are passed on
+    ``"image"`` goes to :func:`image`, ``"tabular"`` to :func:`bars` and ``"text"`` to :func:`text`
+    (:func:`waterfall` draws additive tabular explanations on request); ``kwargs`` are passed on
     (for instance ``sign="positive"`` or ``top=10``). Other kinds raise a ``PellucidError``.
     """
     plot = _BY_KIND.get(expl.kind)
     if plot is None:
         raise PellucidError(
             f"there is no plot for {expl.kind!r} explanations yet (inputs shaped "
-            f"{tuple(expl.inputs.shape)}); plots exist for kind 'image' (plot.image) and "
-            f"'tabular' (plot.bars). Set Explanation.kind if it was guessed wrong."
+            f"{tuple(expl.inputs.shape)}); plots exist for kind 'image' (plot.image), "
+            f"'tabular' (plot.bars, plot.waterfall) and 'text' (plot.text). Set Explanation.kind if it was guessed wrong."
         )
     return plot(expl, index, **kwargs)

@@ -1,0 +1,117 @@
+"""Token colouring for text explanations: each token on a background coloured by its attribution.
+
+One value per token (values shaped (tokens,) per row, or (tokens, embedding) summed over the
+embedding, as integrated gradients through an embedding layer gives). The colour map is the
+diverging RdBu_r centred on zero, scaled to the row's largest |value|, as for image overlays.
+Tokens come from ``expl.feature_names`` (``t0, t1, …`` otherwise); WordPiece continuations
+(``##ing``) join the previous token without a space. :func:`text_html` gives the same as HTML
+spans for the report.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, to_hex
+from matplotlib.figure import Figure
+
+from ..errors import PellucidError
+
+__all__ = ["text", "text_html", "token_values"]
+
+_CHAR_IN = 0.6 * 9 / 72  # advance of one monospace character at 9 pt, in inches
+
+
+def token_values(expl: Any, index: int = 0) -> tuple[list[str], np.ndarray]:
+    """``(tokens, values)`` for row ``index``: one value per token (trailing dims summed)."""
+    v = expl.values[index].detach().cpu().double().numpy()
+    if v.ndim == 0:
+        raise PellucidError("a text explanation needs one value per token; got a scalar row")
+    v = v.reshape(v.shape[0], -1).sum(axis=1)
+    names = list(expl.feature_names) if expl.feature_names is not None else [f"t{j}" for j in range(v.size)]
+    if len(names) != v.size:
+        raise PellucidError(f"{len(names)} tokens in feature_names for {v.size} values per row")
+    return [str(n) for n in names], v
+
+
+def _colours(values: np.ndarray) -> tuple[list[str], float]:
+    vmax = float(np.abs(values).max()) if values.size and np.abs(values).max() > 0 else 1.0
+    cmap = colormaps["RdBu_r"]
+    return [to_hex(cmap(0.5 + 0.5 * float(v) / vmax)) for v in values], vmax
+
+
+def _pieces(tokens: list[str], skip: tuple[str, ...]) -> list[tuple[int, str, bool]]:
+    """(token index, text shown, glued to the previous) for the tokens that are drawn."""
+    out = []
+    for j, tok in enumerate(tokens):
+        if tok in skip:
+            continue
+        glued = tok.startswith("##")
+        out.append((j, tok[2:] if glued else tok, glued))
+    return out
+
+
+def text(
+    expl: Any, index: int = 0, *, width: int = 80, skip: tuple[str, ...] = ("[PAD]",),
+    title: str | None = None,
+) -> Figure:
+    """The row's tokens on coloured backgrounds, wrapped at ``width`` characters; returns the Figure.
+
+    >>> import torch, pellucid
+    >>> from pellucid import plot
+    >>> e = pellucid.gradient_x_input(torch.nn.Linear(3, 2), torch.rand(1, 3))
+    >>> e.feature_names = ["good", "movie", "!"]
+    >>> len(plot.text(e).axes)
+    2
+    """
+    tokens, values = token_values(expl, index)
+    colours, vmax = _colours(values)
+    pieces = _pieces(tokens, skip)
+    lines, line, used = [], [], 0
+    for j, shown, glued in pieces:
+        need = len(shown) + (0 if glued or not line else 1)
+        if line and used + need > width:
+            lines.append(line)
+            line, used, glued = [], 0, False
+            need = len(shown)
+        line.append((j, shown, glued))
+        used += need
+    if line:
+        lines.append(line)
+    height = 0.45 * max(1, len(lines)) + 1.1
+    fig = Figure(figsize=(max(4.0, width * _CHAR_IN + 0.3), height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_xlim(0, width)
+    ax.set_ylim(len(lines) + 0.2, -0.6)
+    for row, items in enumerate(lines):
+        col = 0.0
+        for j, shown, glued in items:
+            if col and not glued:
+                col += 1
+            ink = "white" if abs(values[j]) > 0.6 * vmax else "black"  # readable on dark cells
+            ax.text(col, row, shown, family="monospace", fontsize=9, va="center", ha="left", color=ink,
+                    bbox={"boxstyle": "square,pad=0.15", "facecolor": colours[j], "edgecolor": "none"})
+            col += len(shown)
+    if title is None:
+        title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(ScalarMappable(Normalize(-vmax, vmax), cmap="RdBu_r"), ax=ax, orientation="horizontal",
+                 fraction=0.08, shrink=0.5, label="attribution")
+    return fig
+
+
+def text_html(expl: Any, index: int = 0, *, skip: tuple[str, ...] = ("[PAD]",)) -> str:
+    """The row as HTML: one ``<span>`` per token, background coloured, value in the tooltip."""
+    tokens, values = token_values(expl, index)
+    colours, _ = _colours(values)
+    out = []
+    for j, shown, glued in _pieces(tokens, skip):
+        sep = "" if glued or not out else " "
+        out.append(f'{sep}<span class="tok" style="background:{colours[j]}" '
+                   f'title="{values[j]:+.4g}">{html.escape(shown)}</span>')
+    return '<p class="tokens">' + "".join(out) + "</p>"
