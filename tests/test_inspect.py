@@ -106,7 +106,9 @@ def test_structure_svg_is_well_formed_and_escapes_names():
     root = ET.fromstring(svg)  # raises on malformed XML (an unescaped '<' or '&')
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert any("<b>&" in (t or "") for t in texts)
-    assert "&lt;b&gt;&amp;" in s.to_html()
+    from pellucid.report import table_html
+
+    assert "&lt;b&gt;&amp;" in table_html(s.table())
 
 
 def test_structure_errors():

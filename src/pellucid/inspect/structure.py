@@ -12,7 +12,6 @@ Cost: one forward pass (two when tracing: one for the shapes through fx, none th
 from __future__ import annotations
 
 import dataclasses
-import html
 from typing import Any
 
 import torch
@@ -85,17 +84,6 @@ class Structure:
 
     def _repr_svg_(self) -> str:  # Jupyter
         return self.to_svg()
-
-    def to_html(self) -> str:
-        """An HTML table of the rows (used by :func:`pellucid.report`)."""
-        cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                r.name, r.kind, "×".join(map(str, r.output_shape)) if r.output_shape else "–",
-                r.params, r.trainable)) + "</tr>"
-            for r in self.layers
-        )
-        head = "".join(f"<th>{h}</th>" for h in ("layer", "kind", "output shape", "params", "trainable"))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
 
 
 def structure(model: nn.Module, example_inputs: Any, *, trace: bool = True) -> Structure:

@@ -8,7 +8,6 @@ the statistics themselves; cost is one pass over the parameters.
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from typing import Any
 
@@ -71,15 +70,6 @@ class Weights:
                                       for i, (c, w) in enumerate(zip(cells, widths)))
         return "\n".join([self.model, fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
-    def to_html(self) -> str:
-        """An HTML table of the statistics (used by :func:`pellucid.report`)."""
-        head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(t, c)))}</td>" for c in _COLUMNS) + "</tr>"
-            for t in self.tensors
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
     def plot(self, *, columns: int = 4, log: bool = False) -> Figure:
         """A grid of histograms, one per tensor, with mean ± std in each title."""
         n = len(self.tensors)
@@ -98,14 +88,6 @@ class Weights:
             ax.set_visible(False)
         fig.suptitle(f"{self.model}: parameter histograms", fontsize=10)
         return fig
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, tuple):
-        return "×".join(map(str, value))
-    return str(value)
 
 
 def weights(model: nn.Module, *, bins: int = 50) -> Weights:
