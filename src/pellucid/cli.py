@@ -1,4 +1,4 @@
-"""The ``pellucid`` command: ``pellucid demo``, ``pellucid methods``, ``pellucid --version``."""
+"""The ``pellucid`` command: ``demo``, ``methods``, ``explain``, ``inspect`` and ``--version``."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +41,40 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("methods", help="list the registered explanation methods",
                         description="List the registered explanation methods and what they need.")
+
+    explain = commands.add_parser(
+        "explain", help="explain a model's predictions on a data file; write the values and a report",
+        description="Run one explanation method on every row of --data and write "
+                    "explanation.npz (pellucid.Explanation.load reads it) and report.html to --out.",
+    )
+    explain.add_argument("--model", required=True, metavar="PATH",
+                         help="an .onnx file, a TorchScript file (.pt), or module:function returning a model")
+    explain.add_argument("--data", required=True, metavar="PATH",
+                         help=".npy, .npz, .csv (header row = feature names), .parquet, or a folder of PNG/JPEG images")
+    explain.add_argument("--method", required=True, metavar="NAME", help="see `pellucid methods`")
+    explain.add_argument("--target", default=None, metavar="T",
+                         help="class index, or one per row separated by commas (default: the predicted class)")
+    explain.add_argument("--layer", default=None, metavar="NAME", help="layer name, for methods that need one")
+    explain.add_argument("--background", default=None, metavar="PATH",
+                         help="background rows for methods that need them (default: the data itself)")
+    explain.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="a method option, e.g. --param steps=64 (repeatable)")
+    explain.add_argument("--key", default=None, metavar="NAME", help="the array to read from an .npz file")
+    explain.add_argument("--out", default="pellucid-out", metavar="DIR",
+                         help="folder to write into (default: %(default)s)")
+    explain.add_argument("--batch-size", type=int, default=None, metavar="N",
+                         help="rows per model evaluation (default: chosen from the input size)")
+
+    inspect = commands.add_parser(
+        "inspect", help="print a model's layers, shapes, parameter counts and weight statistics",
+        description="Trace a torch model on zeros of --input-shape; print its structure and weight "
+                    "statistics, and with --out write report.html (graph, tables, histograms).",
+    )
+    inspect.add_argument("--model", required=True, metavar="PATH",
+                         help="a TorchScript file (.pt) or module:function returning a torch model")
+    inspect.add_argument("--input-shape", required=True, metavar="N,C,H,W",
+                         help="shape of an example input batch, comma-separated, e.g. 1,3,32,32")
+    inspect.add_argument("--out", default=None, metavar="DIR", help="also write report.html here")
     return parser
 
 
@@ -75,6 +109,18 @@ def _methods() -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .cli_commands import run_explain
+
+    return run_explain(args)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .cli_commands import run_inspect
+
+    return run_inspect(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pellucid`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
@@ -83,10 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         digits with every method and write PNGs and a self-contained ``index.html`` to ``DIR``
         (default ``pellucid-demo``); see :func:`pellucid.demo.run_demo`.
         ``pellucid methods``: list the registered methods with their one-line summaries.
+        ``pellucid explain --model PATH --data PATH --method NAME [...]``: explain every row of a
+        data file; writes ``explanation.npz`` and ``report.html`` (see ``pellucid explain --help``).
+        ``pellucid inspect --model PATH --input-shape N,C,H,W [--out DIR]``: layers, shapes,
+        parameter counts and weight statistics.
         ``pellucid --version``: print the version.
 
-    A pellucid error (a clear message about what was wrong) is printed and exits with 1;
-    a usage error exits with 2.
+    A pellucid error (a clear message about what was wrong: a missing file, an unknown method, a
+    target out of range) is printed on one line and exits with 1; a usage error exits with 2.
     """
     from .errors import PellucidError
 
@@ -96,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        if args.command == "demo":
-            return _demo(args)
-        return _methods()
+        handler = {"demo": _demo, "explain": _explain, "inspect": _inspect}.get(args.command)
+        return handler(args) if handler else _methods()
     except PellucidError as err:
-        print(f"pellucid {args.command}: error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"pellucid {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 1

@@ -70,7 +70,7 @@ class Structure:
         line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w)  # noqa: E731
                                        for i, (c, w) in enumerate(zip(cells, widths)))
         out = [f"{self.model} on input {tuple(self.input_shape)}"
-               f"{'' if self.traced else ' (hooks: module calls only, drawn as a chain)'}",
+               f"{'' if self.traced else ' (hooks or TorchScript: module calls only, drawn as a chain)'}",
                line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows]
         out.append(f"total parameters {self.total_params:,}, trainable {self.trainable_params:,}")
@@ -107,6 +107,11 @@ def structure(model: nn.Module, example_inputs: Any, *, trace: bool = True) -> S
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     trainable = sum(p.numel() for p in unique.values() if p.requires_grad)
+    if isinstance(model, torch.jit.ScriptModule):
+        # TorchScript keeps its modules in C++: neither fx nor hooks see inside, so the rows are
+        # its submodules in definition order, with the output shape of the whole model only.
+        return Structure(type(model).__name__, tuple(args[0].shape), _script_rows(model, args),
+                         total, trainable, False)
     with preserved(model):
         model.eval()
         rows = _traced_rows(model, args) if trace else None
@@ -232,6 +237,24 @@ def _hooked_rows(model: nn.Module, args: tuple) -> list[Layer]:
     for name, mod, shape in calls:
         n, t = _own_params(mod, seen) if any(True for _ in mod.children()) else _subtree_params(mod, seen)
         rows.append(Layer(name, type(mod).__name__, shape, n, t, [previous], True))
+        previous = name
+    return rows
+
+
+def _script_rows(model: torch.jit.ScriptModule, args: tuple) -> list[Layer]:
+    try:
+        with torch.no_grad():
+            out_shape = _shape(model(*args))
+    except Exception as err:
+        raise ModelError(f"the TorchScript model failed on example_inputs of shape "
+                         f"{tuple(args[0].shape)}: {err}") from err
+    seen: set[int] = set()
+    rows, previous = [], "input"
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+    for k, (name, mod) in enumerate(leaves):
+        n, t = _own_params(mod, seen)
+        kind = getattr(mod, "original_name", type(mod).__name__)
+        rows.append(Layer(name, kind, out_shape if k == len(leaves) - 1 else None, n, t, [previous], True))
         previous = name
     return rows
 
