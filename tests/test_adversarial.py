@@ -197,3 +197,23 @@ def test_errors():
         robustness_curve(lin, x, [0, 1, 0], attack="jsma2", eps_values=[0.1])
     with pytest.raises(errors.ModelError, match="single output"):
         fgsm(nn.Linear(5, 1), x, eps=0.1)
+
+
+def test_attack_result_plot_shows_clean_perturbation_adversarial():
+    import numpy as np
+
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(2 * 6 * 6, 3))
+    x = torch.rand(3, 1, 8, 8)
+    r = fgsm(cnn, x, eps=0.1)
+    assert torch.equal(r.inputs, x)
+    fig = r.plot(n=2)
+    axes = fig.axes
+    assert len(axes) == 6  # two rows of clean / perturbation / adversarial
+    shown = axes[1].images[0].get_array()
+    np.testing.assert_allclose(shown, (r.adversarial[0] - x[0]).sum(0).numpy(), atol=1e-6)
+    lo, hi = axes[1].images[0].get_clim()
+    assert lo == -hi  # the perturbation map is centred on zero
+    tab = fgsm(torch.nn.Linear(4, 2), torch.rand(5, 4), eps=0.2, clamp=None)
+    assert len(tab.plot(rows=[0, 3]).axes) == 2

@@ -18,7 +18,8 @@ class AttackResult:
     ``perturbation_norm`` a dict ``{"linf": (n,), "l2": (n,)}`` of ``adversarial - inputs``;
     ``predictions`` the argmax at the adversarial inputs; ``original_predictions`` the argmax at
     the clean inputs; ``target`` the class each row was attacked with respect to; ``meta`` the
-    options used (eps, steps, seed, ...), model rows evaluated and wall time.
+    options used (eps, steps, seed, ...), model rows evaluated and wall time; ``inputs`` the clean
+    rows (for :meth:`plot`).
     """
 
     adversarial: torch.Tensor
@@ -28,9 +29,59 @@ class AttackResult:
     original_predictions: torch.Tensor
     target: torch.Tensor
     meta: dict[str, Any] = field(default_factory=dict)
+    inputs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.adversarial)
+
+    def plot(self, rows: Any = None, *, n: int = 6) -> Any:
+        """Clean input, perturbation and adversarial input side by side, with the predictions.
+
+        ``rows``: which rows (default: the first ``n``). Image rows (C, H, W) are drawn as
+        pictures, the perturbation on a diverging map centred on zero (red raised a pixel, blue
+        lowered it); other rows as bars of the perturbation. Returns a matplotlib ``Figure``.
+        """
+        import numpy as np
+        from matplotlib.figure import Figure
+
+        from ..plot.image import input_picture
+
+        if self.inputs is None:
+            raise ValueError("this result does not hold its clean inputs, so it cannot be drawn")
+        rows = list(range(min(n, len(self)))) if rows is None else list(rows)
+        image = self.inputs.dim() in (3, 4)
+        fig = Figure(figsize=(6.0 if image else 7.0, (1.9 if image else 1.6) * len(rows) + 0.4),
+                     layout="constrained")
+        axes = fig.subplots(len(rows), 3 if image else 1, squeeze=False)
+        for k, i in enumerate(rows):
+            x = self.inputs[i].detach().cpu().double().numpy()
+            adv = self.adversarial[i].detach().cpu().double().numpy()
+            delta = adv - x
+            verdict = "success" if bool(self.success[i]) else "failed"
+            if image:
+                ax0, ax1, ax2 = axes[k]
+                for ax, data, label in ((ax0, x, f"clean · pred {int(self.original_predictions[i])}"),
+                                        (ax2, adv, f"adversarial · pred {int(self.predictions[i])}")):
+                    pic, rgb = input_picture(data if data.ndim == 3 else data[None])
+                    ax.imshow(pic, cmap=None if rgb else "gray_r", vmin=0, vmax=1, interpolation="nearest")
+                    ax.set_title(label, fontsize=8)
+                d = delta.sum(axis=0) if delta.ndim == 3 else delta
+                lim = float(np.abs(d).max()) or 1.0
+                ax1.imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+                ax1.set_title(f"perturbation · {verdict}\n" + ", ".join(
+                    f"{k2} {float(v[i]):.3g}" for k2, v in self.perturbation_norm.items()), fontsize=8)
+                for ax in (ax0, ax1, ax2):
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+            else:
+                ax = axes[k, 0]
+                d = delta.ravel()
+                ax.bar(np.arange(d.size), d, color=np.where(d >= 0, "#d6604d", "#4393c3"))
+                ax.axhline(0, color="0.3", linewidth=0.7)
+                ax.set_title(f"row {i}: pred {int(self.original_predictions[i])} -> "
+                             f"{int(self.predictions[i])} ({verdict})", fontsize=8)
+        fig.suptitle(f"{self.meta.get('attack', 'attack')}: success rate {self.success_rate:.0%}", fontsize=10)
+        return fig
 
     @property
     def success_rate(self) -> float:

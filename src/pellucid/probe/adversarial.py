@@ -117,7 +117,7 @@ def _result(
     return AttackResult(
         adversarial=adv, success=success,
         perturbation_norm={"linf": diff.abs().amax(dim=1), "l2": diff.norm(dim=1)},
-        predictions=preds, original_predictions=orig, target=target, meta=meta,
+        predictions=preds, original_predictions=orig, target=target, meta=meta, inputs=x,
     )
 
 
