@@ -83,7 +83,8 @@ def waterfall(
     ax.set_xlabel(f"output   E[f] = {start:.4g}  →  f(x) = {end:.4g}")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.margins(x=0.15)
+    ax.use_sticky_edges = False  # barh pins its left edges, which would cut the labels off
+    ax.margins(x=0.12, y=0.04)
     if title is None:
         title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
     if title:
