@@ -17,7 +17,7 @@ from .registry import explain, methods
 
 __version__ = "0.1.0"
 
-_LAZY = ("plot", "zoo", "evaluate", "probe", "inspect", "report")  # submodules imported on first use (matplotlib, scikit-learn are slow)
+_LAZY = ("plot", "zoo", "evaluate", "probe", "inspect", "report", "simplify")  # submodules imported on first use (matplotlib, scikit-learn are slow)
 
 
 def __getattr__(name: str):

@@ -1,0 +1,53 @@
+"""Tests for pellucid.simplify.sparsity_penalty and train."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import assert_same_state, snapshot
+from pellucid.errors import InputError
+from pellucid.simplify import prune, sparsity_penalty, train
+from pellucid.zoo import planted_tabular
+
+
+def test_penalty_value_and_gradient_by_hand():
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.0, 3.0]]))
+        net[2].weight.copy_(torch.tensor([[-1.0, 0.5]]))
+    value = sparsity_penalty(net, l1=0.1, l2=0.01)
+    # weights only: sum |w| = 7.5, sum w^2 = 15.25
+    assert value.item() == pytest.approx(0.1 * 7.5 + 0.01 * 15.25)
+    value.backward()
+    expected = 0.1 * torch.sign(net[0].weight) + 0.02 * net[0].weight
+    torch.testing.assert_close(net[0].weight.grad, expected)
+    assert net[0].bias.grad is None
+    with_bias = sparsity_penalty(net, l1=1.0, biases=True)
+    assert with_bias.item() == pytest.approx(7.5 + (net[0].bias.abs().sum() + net[2].bias.abs().sum()).item())
+    assert float(sparsity_penalty(net)) == 0.0
+
+
+def test_l1_training_makes_weights_sparse():
+    data = planted_tabular(600, seed=3)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
+    before = snapshot(net)
+    plain, r0 = train(net, (data.x, data.y), epochs=15)
+    sparse, r1 = train(net, (data.x, data.y), epochs=15, l1=3e-3)
+    assert_same_state(before, snapshot(net))
+    small = lambda m: float((m[0].weight.abs() < 1e-2).float().mean())  # noqa: E731
+    assert small(sparse) > small(plain) + 0.2
+    assert r1.accuracy_after > 0.9 and r0.accuracy_after > 0.9
+    # the L1 model loses less when half its weights are cut
+    _, p0 = prune(plain, amount=0.5, data=(data.x, data.y))
+    _, p1 = prune(sparse, amount=0.5, data=(data.x, data.y))
+    assert p1.agreement >= p0.agreement
+    assert "epochs" in str(r1) and len(r1.plot().axes) == 1
+
+
+def test_clear_errors():
+    with pytest.raises(InputError, match="l1"):
+        sparsity_penalty(nn.Linear(2, 2), l1=-1.0)
+    with pytest.raises(InputError, match="epochs"):
+        train(nn.Linear(2, 2), (torch.rand(4, 2), torch.zeros(4, dtype=torch.long)), epochs=0)
