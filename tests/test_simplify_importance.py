@@ -87,3 +87,14 @@ def test_clear_errors(planted):
     black_box.differentiable = False
     with pytest.raises(NotDifferentiableError):
         global_importance(black_box, data.x, method="gradient")
+
+
+def test_plot_error_bars_sit_on_their_bars():
+    """Bars are drawn by |value|; a negative importance's error bar must be centred on its own bar."""
+    imp = Importance(values=torch.tensor([0.5, -0.8, 0.1, 0.3]), std=torch.tensor([0.1, 0.2, 0.05, 0.1]),
+                     method="permutation", feature_names=["a", "b", "c", "d"])
+    ax = imp.plot().axes[0]
+    widths = [round(p.get_width(), 6) for p in ax.patches]
+    segments = ax.containers[-1].lines[2][0].get_segments()
+    centres = [round(float(s[:, 0].mean()), 6) for s in segments]
+    assert widths == [-0.8, 0.5, 0.3, 0.1] and centres == widths

@@ -89,7 +89,9 @@ class Importance:
         fake = SimpleNamespace(values=self.values.detach().cpu()[None], inputs=None,
                                feature_names=self.feature_names)
         draw_bars(ax, fake, 0, top=top, title=f"global importance · {self.method}")
-        order = self.ranking[:top]
+        # the bars are ordered as draw_bars orders them (by |value|), so the error bars must be too
+        order = torch.from_numpy(np.argsort(-np.abs(self.values.detach().cpu().double().numpy()),
+                                            kind="stable")[:top].copy())
         pos = np.arange(len(order) + (len(self.values) > top))[::-1][:len(order)]
         ax.errorbar(self.values[order].cpu().numpy(), pos, xerr=self.std[order].cpu().numpy(),
                     fmt="none", ecolor="0.25", elinewidth=0.8, capsize=2)
