@@ -125,3 +125,14 @@ def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "pellucid", "--version"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and pellucid.__version__ in done.stdout
+
+
+def test_forward_only_work_uses_larger_chunks_for_small_rows():
+    from pellucid.model import default_batch_size, default_forward_rows
+
+    assert default_forward_rows((20,)) == (1 << 17) // 20  # a tabular row: 6553 rows per pass
+    assert default_forward_rows((1,)) == 16384  # capped
+    assert default_forward_rows((3, 32, 32)) == default_batch_size((3, 32, 32)) == 85  # images: as before
+    m = pellucid.wrap(torch.nn.Linear(20, 2))
+    assert m.batch_rows((20,), forward_only=True) == 6553 and m.batch_rows((20,)) == 512
+    assert m.batch_rows((20,), 7, forward_only=True) == 7  # an explicit batch size wins

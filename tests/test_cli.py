@@ -1,0 +1,137 @@
+"""The `pellucid explain` and `pellucid inspect` commands, end to end on ONNX, TorchScript, CSV, images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pellucid
+from pellucid.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).eval()
+    x = torch.rand(6, 5)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(mlp, (x[:1],), str(d / "mlp.onnx"), input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}}, dynamo=False)
+        torch.jit.save(torch.jit.trace(mlp, x[:1]), str(d / "mlp.pt"))
+    np.savetxt(d / "rows.csv", x.numpy(), delimiter=",", header="age,income,height,weight,score",
+               comments="")
+    np.save(d / "rows.npy", x.numpy())
+    return d, mlp, x
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_explain_onnx_on_csv_matches_the_torch_module(files, capsys, tmp_path):
+    pytest.importorskip("onnxruntime")
+    d, mlp, x = files
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "explain", "--model", str(d / "mlp.onnx"), "--data", str(d / "rows.csv"),
+                             "--method", "exact_shapley", "--target", "2", "--out", str(out))
+    assert code == 0, err
+    assert "explained 6 row(s) with exact_shapley" in stdout
+    assert "using the 6 data rows" in err  # the background defaulted to the data, and said so
+    expl = pellucid.Explanation.load(out / "explanation.npz")
+    assert expl.feature_names == ["age", "income", "height", "weight", "score"]
+    reference = pellucid.exact_shapley(mlp, x, background=x, target=2)
+    torch.testing.assert_close(expl.values.double(), reference.values.double(), atol=1e-4, rtol=0)
+    page = (out / "report.html").read_text()
+    assert "income" in page and page.count("<img") >= 6
+
+
+def test_explain_torchscript_on_npy_with_params(files, capsys, tmp_path):
+    d, mlp, x = files
+    code, stdout, err = _run(capsys, "explain", "--model", str(d / "mlp.pt"), "--data", str(d / "rows.npy"),
+                             "--method", "integrated_gradients", "--param", "steps=16",
+                             "--param", "baseline=0.5", "--target", "0,1,2,0,1,2", "--out", str(tmp_path))
+    assert code == 0, err
+    expl = pellucid.Explanation.load(tmp_path / "explanation.npz")
+    reference = pellucid.integrated_gradients(mlp, x, target=torch.tensor([0, 1, 2, 0, 1, 2]),
+                                              steps=16, baseline=0.5)
+    torch.testing.assert_close(expl.values, reference.values, atol=1e-6, rtol=1e-5)
+    assert expl.params["steps"] == 16 and expl.target.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_explain_a_folder_of_images(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8), mode="L").save(folder / f"{i}.png")
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(72, 4)).eval()
+    torch.jit.save(torch.jit.trace(cnn, torch.zeros(1, 1, 8, 8)), str(tmp_path / "cnn.pt"))
+    code, _, err = _run(capsys, "explain", "--model", str(tmp_path / "cnn.pt"), "--data", str(folder),
+                        "--method", "saliency", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    expl = pellucid.Explanation.load(tmp_path / "o" / "explanation.npz")
+    assert expl.values.shape == (3, 1, 8, 8) and expl.kind == "image"
+    first = torch.from_numpy(np.asarray(Image.open(folder / "0.png"), dtype=np.float32) / 255)
+    torch.testing.assert_close(expl.inputs[0, 0], first)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "missing.onnx", "--data", "{d}/rows.csv", "--method", "occlusion"], "model file not found"),
+        (["--model", "{d}/mlp.pt", "--data", "{d}/missing.csv", "--method", "saliency"], "data file not found"),
+        (["--model", "{d}/mlp.pt", "--data", "{d}/rows.csv", "--method", "nope"], "no explanation method named 'nope'"),
+        (["--model", "{d}/mlp.onnx", "--data", "{d}/rows.csv", "--method", "saliency"], "black-box"),
+        (["--model", "{d}/mlp.pt", "--data", "{d}/rows.csv", "--method", "saliency", "--param", "oops"], "KEY=VALUE"),
+        (["--model", "{d}/mlp.pt", "--data", "{d}/rows.csv", "--method", "saliency", "--target", "7"], "out of range"),
+        (["--model", "{d}/mlp.pt", "--data", "{d}/mlp.onnx", "--method", "saliency"], "unknown data format"),
+        (["--model", "no_such_module:f", "--data", "{d}/rows.csv", "--method", "saliency"], "cannot import"),
+    ],
+)
+def test_explain_bad_arguments_exit_non_zero_with_one_line(files, capsys, tmp_path, argv, message):
+    d, _, _ = files
+    argv = [a.format(d=d) for a in argv]
+    code, _, err = _run(capsys, "explain", *argv, "--out", str(tmp_path / "o"))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pellucid explain: error: ") and message in lines[0], err
+
+
+def test_inspect_module_function_and_torchscript(files, capsys, tmp_path):
+    d, _, _ = files
+    code, stdout, err = _run(capsys, "inspect", "--model", "pellucid.zoo:TinyResNet", "--input-shape", "1,3,32,32",
+                             "--out", str(tmp_path))
+    assert code == 0, err
+    assert "total parameters 19,994" in stdout and "block2.conv1" in stdout
+    assert (tmp_path / "report.html").read_text().count("<svg") >= 1
+    code, stdout, err = _run(capsys, "inspect", "--model", str(d / "mlp.pt"), "--input-shape", "2,5")
+    assert code == 0, err
+    assert "total parameters 75" in stdout
+    code, _, err = _run(capsys, "inspect", "--model", str(d / "mlp.onnx"), "--input-shape", "2,5")
+    assert code == 1 and "needs a torch model" in err
+    code, _, err = _run(capsys, "inspect", "--model", str(d / "mlp.pt"), "--input-shape", "2,x")
+    assert code == 1 and "--input-shape" in err
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["methods"], ["explain"], ["inspect"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(command + ["--help"])
+    assert exit_.value.code == 0
+    assert "usage: pellucid" in capsys.readouterr().out
+
+
+def test_missing_required_arguments_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["explain", "--model", "m.onnx"])
+    assert exit_.value.code == 2
