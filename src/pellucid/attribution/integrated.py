@@ -9,6 +9,7 @@ from ..explanation import Explanation
 from ..model import gather, select_target
 from ..registry import register
 from ._common import Stopwatch, gradient_model, resolve_baseline
+from ._layer import layer_integrated_gradients
 from ._path import path_rule_tensors
 
 
@@ -21,6 +22,7 @@ def integrated_gradients(
     baseline: Any = None,
     steps: int = 50,
     method: str = "gausslegendre",
+    layer: Any = None,
     batch_size: int | None = None,
     progress: bool | None = None,
 ) -> Explanation:
@@ -35,12 +37,25 @@ def integrated_gradients(
     ``n · steps`` path points go through the model in chunks of at most ``batch_size`` rows,
     built on the fly so memory stays bounded.
 
+    ``layer`` (a module or its dotted name) attributes to that layer's output ``a`` instead:
+    ``(a(x) − a(x')) ⊙ ∫₀¹ ∂f_t/∂a (a(x') + α(a(x) − a(x'))) dα``, with the path run by a hook
+    that replaces the layer's output (Captum's ``LayerIntegratedGradients``). ``values`` are
+    shaped like the layer's output; inputs may be integer token ids (attribute through the
+    embedding layer and sum ``values`` over the last axis for one score per token).
+    Completeness then holds w.r.t. the layer: ``baseline_outputs`` is the output at ``x`` with
+    the layer's output set to ``a(x')``.
+
     Cost: ``n · steps`` forward and backward passes, plus ``2n`` forward passes for the outputs
-    at the inputs and the baselines. Reference: Sundararajan et al. 2017, "Axiomatic Attribution
-    for Deep Networks".
+    at the inputs and the baselines (``3n`` with ``layer``). Reference: Sundararajan et al.
+    2017, "Axiomatic Attribution for Deep Networks".
     """
     clock = Stopwatch()
     m = gradient_model(model, "integrated_gradients", batch_size)
+    params = {"target": target, "baseline": baseline, "steps": steps, "method": method,
+              "batch_size": batch_size}
+    if layer is not None:
+        return _layer_ig(m, inputs, layer, target, baseline, steps, method, batch_size,
+                         progress, params, clock)
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
         alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=x.dtype)
@@ -71,4 +86,24 @@ def integrated_gradients(
                 "batch_size": batch_size},
         meta={"forward_rows": n * steps + 2 * n, "backward_rows": n * steps,
               "seconds": clock.seconds()},
+    )
+
+
+def _layer_ig(m, inputs, layer, target, baseline, steps, method, batch_size, progress, params,
+              clock) -> Explanation:
+    """:func:`integrated_gradients` with ``layer=``: see :func:`._layer.layer_integrated_gradients`."""
+    with m.explaining():
+        x = m.prepare(inputs)
+        dtype = m.dtype if not x.is_floating_point() else x.dtype
+        alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=dtype)
+        base = resolve_baseline(baseline, x)
+        values, outputs, baseline_outputs, t, name = layer_integrated_gradients(
+            m, x, base, layer, target, alphas=alphas, weights=weights, batch_size=batch_size,
+            progress=progress)
+    n = len(x)
+    return Explanation(
+        values=values, inputs=x, target=t, outputs=outputs, baseline_outputs=baseline_outputs,
+        method="integrated_gradients", params={**params, "layer": name},
+        meta={"forward_rows": n * steps + 3 * n, "backward_rows": n * steps,
+              "layer_shape": list(values.shape[1:]), "seconds": clock.seconds()},
     )

@@ -12,12 +12,16 @@ from matplotlib.figure import Figure
 
 from ..errors import PellucidError
 from .compare import compare
+from .features import (activation_stats, attention_heads, feature_maps, maximized,
+                       patch_heatmap, token_strip)
 from .image import image, images
 from .tabular import bars
 from .text import text, text_html
 from .waterfall import waterfall
 
-__all__ = ["explanation", "image", "images", "bars", "compare", "waterfall", "text", "text_html"]
+__all__ = ["explanation", "image", "images", "bars", "compare", "waterfall", "text", "text_html",
+           "feature_maps", "activation_stats", "maximized", "attention_heads", "token_strip",
+           "patch_heatmap"]
 
 _BY_KIND = {"image": image, "tabular": bars, "text": text}
 

@@ -9,6 +9,7 @@ metrics in ``pellucid.evaluate``).
 
 from pellucid.zoo.digits import DigitsCNN, digits_cnn, load_digits
 from pellucid.zoo.models import GapCNN, TinyResNet
+from pellucid.zoo.minilm import MiniLMClassifier, minilm_sentiment, planted_texts
 from pellucid.zoo.planted import (
     planted_patch_cnn,
     planted_patches,
@@ -21,5 +22,5 @@ from pellucid.zoo.planted import (
 __all__ = [
     "load_digits", "DigitsCNN", "digits_cnn", "TinyResNet", "GapCNN",
     "planted_patches", "planted_patch_cnn", "planted_tabular", "planted_tabular_mlp",
-    "planted_sentences", "planted_text_model",
+    "planted_sentences", "planted_text_model", "minilm_sentiment", "MiniLMClassifier", "planted_texts",
 ]
