@@ -74,7 +74,7 @@ def test_cli_demo(tmp_path, cache, capsys):
     assert main(["demo", "--out", str(out), "-n", "3", "--cache-dir", str(cache)]) == 0
     printed = capsys.readouterr().out
     assert "accuracy" in printed
-    assert f"wrote 8 files to {out.resolve()}" in printed
+    assert f"wrote {len(DEMO_METHODS) + 2} files to {out.resolve()}" in printed
     assert (out / "index.html").is_file()
 
 

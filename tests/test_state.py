@@ -56,3 +56,17 @@ def test_methods_run_on_the_models_cuda_device(cnn, images):
         cnn.cuda()
         if name != "smoothgrad":  # CUDA and CPU generators draw different noise
             torch.testing.assert_close(gpu.values.cpu(), cpu.values, atol=1e-4, rtol=1e-3)
+
+
+def test_attributes_set_during_a_method_are_undone():
+    """A library flag set lazily during a call (transformers marks its output-capturing hooks
+    installed) would outlive the hooks that preserved() removes; added attributes go, plain
+    values come back."""
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    net[0].flag = False
+    with preserved(net):
+        net._hooks_installed_mark = True
+        net[0].flag = True
+        net[0].name = "changed"
+    assert not hasattr(net, "_hooks_installed_mark")
+    assert net[0].flag is False and not hasattr(net[0], "name")

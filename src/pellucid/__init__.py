@@ -11,13 +11,15 @@ from .attribution import (
     saliency,
     smoothgrad,
 )
+from .attribution import exact_shapley, kernel_shap, lime, occlusion, permutation_shapley
+from .attribution import deeplift, guided_backprop, lrp
 from .explanation import Explanation
 from .model import Model, wrap
 from .registry import explain, methods
 
 __version__ = "0.1.0"
 
-_LAZY = ("plot", "zoo", "evaluate", "probe", "inspect", "report", "simplify")  # submodules imported on first use (matplotlib, scikit-learn are slow)
+_LAZY = ("plot", "zoo", "evaluate", "probe", "inspect", "report", "simplify", "features")  # submodules imported on first use (matplotlib, scikit-learn are slow)
 
 
 def __getattr__(name: str):
@@ -36,7 +38,15 @@ __all__ = [
     "saliency",
     "gradient_x_input",
     "integrated_gradients",
+    "lrp",
+    "deeplift",
+    "guided_backprop",
     "smoothgrad",
     "grad_cam",
     "grad_cam_pp",
+    "exact_shapley",
+    "kernel_shap",
+    "permutation_shapley",
+    "lime",
+    "occlusion",
 ]

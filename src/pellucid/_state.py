@@ -5,7 +5,8 @@ and puts it back on exit, also when the method raised: each module's ``training`
 ``_parameters``/``_buffers``/``_modules`` entries (so a canonizer that swaps a layer or a parameter
 is undone), every parameter's ``requires_grad`` and ``.grad``, and every hook dictionary (module
 hooks and torch's global module hooks), cleared and refilled in place so that outstanding
-``RemovableHandle`` objects stay valid. Values are not copied: methods never write parameters in
+``RemovableHandle`` objects stay valid; attributes added to a module meanwhile are removed and
+plain ones (bools, numbers, strings, None) set back. Values are not copied: methods never write parameters in
 place, and copying would double the memory of a large model.
 """
 from __future__ import annotations
@@ -34,6 +35,10 @@ def _hook_dicts(mod: nn.Module) -> dict[str, dict]:
     return {name: d[name] for name in _HOOK_NAMES if name in d}
 
 
+_PLAIN = (bool, int, float, str, type(None))  # attribute values restored by value
+_MISSING = object()
+
+
 @contextlib.contextmanager
 def preserved(module: nn.Module | None) -> Iterator[None]:
     """Context manager restoring ``module`` (and all its submodules) on exit."""
@@ -52,6 +57,8 @@ def preserved(module: nn.Module | None) -> Iterator[None]:
                 dict(mod._modules),
                 {name: dict(d) for name, d in _hook_dicts(mod).items()},
                 getattr(mod, "_is_full_backward_hook", None),
+                set(mod.__dict__),
+                {k: v for k, v in mod.__dict__.items() if isinstance(v, _PLAIN)},
             )
         )
     params = {id(p): (p, p.requires_grad, p.grad) for p in module.parameters()}
@@ -63,7 +70,7 @@ def preserved(module: nn.Module | None) -> Iterator[None]:
     try:
         yield
     finally:
-        for mod, training, p, b, m, hooks, full_bw in saved:
+        for mod, training, p, b, m, hooks, full_bw, keys, plain in saved:
             if mod.training != training:
                 mod.training = training
             for store, old in ((mod._parameters, p), (mod._buffers, b), (mod._modules, m)):
@@ -78,6 +85,13 @@ def preserved(module: nn.Module | None) -> Iterator[None]:
                     d.update(old)
             if getattr(mod, "_is_full_backward_hook", None) != full_bw:
                 mod._is_full_backward_hook = full_bw
+            # Flags a library sets lazily on first use (transformers marks its output-capturing
+            # hooks as installed) must go with the hooks removed above, or the model breaks.
+            for key in set(mod.__dict__) - keys:
+                del mod.__dict__[key]
+            for key, value in plain.items():
+                if mod.__dict__.get(key, _MISSING) is not value:
+                    mod.__dict__[key] = value
         for p, requires_grad, grad in params.values():
             if p.requires_grad != requires_grad:
                 p.requires_grad_(requires_grad)

@@ -6,10 +6,7 @@ comparing them, and an ``index.html`` that embeds every picture (it opens from d
 """
 from __future__ import annotations
 
-import base64
-import html
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,9 @@ DEMO_METHODS: dict[str, dict[str, Any]] = {
     "smoothgrad": {"seed": 0},
     "grad_cam": {"layer": "features.2"},
     "grad_cam_pp": {"layer": "features.2"},
+    "lrp": {"composite": "epsilon_plus_flat"},
+    "deeplift": {},
+    "guided_backprop": {},
 }
 
 
@@ -92,17 +92,15 @@ def run_demo(
     predicted = next(iter(expls.values())).target.tolist()
     labels = [f"true {t} · pred {p}" for t, p in zip(true, predicted)]
 
-    files: list[Path] = []
+    figures: dict[str, Any] = {}
     for name, expl in expls.items():
-        fig = plot.images(expl, labels=labels, title=_heading(name, expl), ncols=min(n, 10))
-        files.append(_save(fig, out / f"{name}.png"))
-    fig = plot.compare(list(expls.values()), row_labels=labels)
-    files.append(_save(fig, out / "compare.png"))
+        figures[name] = plot.images(expl, labels=labels, title=_heading(name, expl), ncols=min(n, 10))
+    figures["compare"] = plot.compare(list(expls.values()), row_labels=labels)
+    files = [_save(fig, out / f"{name}.png") for name, fig in figures.items()]
 
     seconds = {name: float(e.meta.get("seconds", float("nan"))) for name, e in expls.items()}
-    page = _page(info["test_accuracy"], seconds, expls, indices, true, predicted, files)
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    index = _page(out / "index.html", info["test_accuracy"], seconds, expls, indices, true, predicted,
+                  figures)
     files.append(index)
     return {
         "out_dir": out,
@@ -127,85 +125,32 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
-       color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.wrong { color: #b2182b; font-weight: bold; }
-img { max-width: 100%; height: auto; }
-figure { margin: 1.5rem 0; }
-figcaption { color: #555; }
-""".strip()
-
-
 def _page(
-    accuracy: float,
-    seconds: dict[str, float],
-    expls: dict[str, Any],
-    indices: list[int],
-    true: list[int],
-    predicted: list[int],
-    files: list[Path],
-) -> str:
+    path: Path, accuracy: float, seconds: dict[str, float], expls: dict[str, Any],
+    indices: list[int], true: list[int], predicted: list[int], figures: dict[str, Any],
+) -> Path:
+    """The demo's page, through :func:`pellucid.report` (one self-contained file)."""
     import pellucid
     from pellucid.registry import get
 
-    e = html.escape
-    method_rows = "\n".join(
-        f"<tr><td>{e(name)}</td><td>{_rst_code(e(get(name).summary))}</td>"
-        f"<td class=\"num\">{s:.3f}</td></tr>"
-        for name, s in seconds.items()
-    )
-    label_rows = "\n".join(
-        f"<tr><td class=\"num\">{k + 1}</td><td class=\"num\">{row}</td>"
-        f"<td class=\"num\">{t}</td><td class=\"num{' wrong' if t != p else ''}\">{p}</td></tr>"
-        for k, (row, t, p) in enumerate(zip(indices, true, predicted))
-    )
-    by_name = {p.stem: p for p in files}
-    figures = [("compare", "All methods side by side: one row per digit, one column per method. "
-                "Red raised the predicted class's logit, blue lowered it (saliency and SmoothGrad "
-                "show gradient magnitudes and the CAMs keep the positive part, so they are red "
-                "only); each panel is scaled to its own 99th percentile of |attribution|.")]
-    figures += [(name, f"{_heading(name, expl)} on the {len(true)} digits.")
-                for name, expl in expls.items()]
-    blocks = "\n".join(
-        f"<figure><img src=\"{_data_uri(by_name[stem])}\" alt=\"{e(stem)}\">"
-        f"<figcaption>{e(caption)}</figcaption></figure>"
-        for stem, caption in figures
-    )
-    return f"""<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>pellucid demo</title><style>{_STYLE}</style></head>
-<body>
-<h1>pellucid demo: why did the CNN read these digits as it did?</h1>
-<p>A small CNN trained on the 8&times;8 handwritten digits (scikit-learn's copy of the UCI set),
-explained with {len(expls)} attribution methods. pellucid {e(pellucid.__version__)}.</p>
-<table>
-<tr><th>model</th><td>DigitsCNN (zoo)</td></tr>
-<tr><th>test accuracy</th><td class="num">{accuracy:.4f}</td></tr>
-</table>
-<h2>Methods</h2>
-<table>
-<tr><th>method</th><th>what it computes</th><th>wall time (s)</th></tr>
-{method_rows}
-</table>
-<h2>Digits</h2>
-<table>
-<tr><th>panel</th><th>test row</th><th>true label</th><th>predicted</th></tr>
-{label_rows}
-</table>
-{blocks}
-</body>
-</html>
-"""
-
-
-def _rst_code(escaped: str) -> str:
-    """Docstring ````code```` spans as ``<code>`` (on text already HTML-escaped)."""
-    return re.sub(r"``(.+?)``", r"<code>\1</code>", escaped)
+    methods = [{"method": name, "what it computes": get(name).summary.replace("``", ""),
+                "wall time (s)": round(s, 4)} for name, s in seconds.items()]
+    digits = [{"panel": k + 1, "test row": row, "true label": t, "predicted": p}
+              for k, (row, t, p) in enumerate(zip(indices, true, predicted))]
+    compare_caption = (
+        "All methods side by side: one row per digit, one column per method. Red raised the "
+        "predicted class's logit, blue lowered it (saliency and SmoothGrad show gradient magnitudes "
+        "and the CAMs keep the positive part, so they are red only); each panel is scaled to its "
+        "own 99th percentile of |attribution|.")
+    items = [
+        ("The model", [{"model": "DigitsCNN (zoo)", "test accuracy": f"{accuracy:.4f}"}]),
+        ("Methods", methods),
+        ("Digits", digits),
+        ("All methods side by side", [compare_caption, figures["compare"]]),
+    ]
+    items += [(_heading(name, expl), [f"{_heading(name, expl)} on the {len(true)} digits.", figures[name]])
+              for name, expl in expls.items()]
+    return pellucid.report(
+        items, path, title="pellucid demo: why did the CNN read these digits as it did?",
+        description=f"A small CNN trained on the 8x8 handwritten digits (scikit-learn's copy of the "
+                    f"UCI set), explained with {len(expls)} attribution methods.")

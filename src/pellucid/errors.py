@@ -18,6 +18,7 @@ __all__ = [
     "NotDifferentiableError",
     "UnknownMethodError",
     "FormatError",
+    "UnsupportedLayerError",
 ]
 
 
@@ -61,3 +62,8 @@ class UnknownMethodError(PellucidError, KeyError):
 
 class FormatError(PellucidError, ValueError):
     """A saved file is not a pellucid file, or was written by an incompatible version."""
+
+
+class UnsupportedLayerError(ModelError):
+    """A modified-backward method (LRP, DeepLIFT, guided backprop) has no rule for a layer or
+    operation of the model; the message names it and says what to do."""

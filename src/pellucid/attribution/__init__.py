@@ -3,15 +3,30 @@ from .cam import grad_cam, grad_cam_pp
 from .control import input_attribution, random_attribution
 from .gradient import gradient_x_input, saliency
 from .integrated import integrated_gradients
+from .lrp import deeplift, guided_backprop, lrp
 from .smoothgrad import smoothgrad
+from ._groups import grid_groups, slic_groups
+from .shapley import exact_shapley, kernel_shap, permutation_shapley
+from .lime import lime
+from .occlusion import occlusion
 
 __all__ = [
     "saliency",
     "gradient_x_input",
     "integrated_gradients",
+    "lrp",
+    "deeplift",
+    "guided_backprop",
     "smoothgrad",
     "grad_cam",
     "grad_cam_pp",
     "random_attribution",
     "input_attribution",
+    "exact_shapley",
+    "kernel_shap",
+    "permutation_shapley",
+    "grid_groups",
+    "slic_groups",
+    "lime",
+    "occlusion",
 ]

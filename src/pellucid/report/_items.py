@@ -9,7 +9,8 @@ Dispatch, first match wins:
 - objects with ``to_svg()`` (a model structure): the drawing; ``to_html()``: its table;
   ``plot()`` taking no argument: its figure (weights, monitors, comparisons, curves).
 - a ``table()`` method or a ``table`` attribute (a list of dicts, or a dict of dicts): a table.
-- a list of dicts or a dict: a table; a string: a paragraph.
+- a list of dicts or a dict: a table; a string: a paragraph; any other list: its items in turn,
+  under one heading.
 
 Every string that comes from the user (feature names, tokens, labels, table cells) is escaped.
 """
@@ -118,6 +119,8 @@ def render(item: Any, max_rows: int = 8) -> str:
         return "".join(f"<p>{html.escape(p)}</p>" for p in item.split("\n\n"))
     if isinstance(item, (list, tuple)) and item and all(isinstance(r, dict) for r in item):
         return table_html(item)
+    if isinstance(item, list):  # several items under one heading (a caption and its figure, ...)
+        return "\n".join(render(part, max_rows) for part in item)
     if isinstance(item, dict):
         return table_html(item)
     parts = []
