@@ -1,7 +1,6 @@
 """LIME: rankings on a linear model, determinism, agreement with the lime package, schemes."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

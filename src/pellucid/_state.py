@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-import torch
 from torch import nn
 from torch.nn.modules import module as _module_mod
 

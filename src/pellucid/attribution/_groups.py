@@ -95,7 +95,6 @@ def _relabel(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
 def resolve_groups(groups: Any, x: torch.Tensor) -> tuple[torch.Tensor | None, int]:
     """``(group map, G)``: the map shaped ``(1 or n, F)`` on ``x``'s device, or ``None`` when
     every element is its own group (then ``G = F``)."""
-    n = x.shape[0]
     row = tuple(x.shape[1:])
     f = math.prod(row)
     if groups is None:

@@ -49,3 +49,22 @@ def path_rule_tensors(
         torch.as_tensor(alphas, device=device, dtype=dtype),
         torch.as_tensor(weights, device=device, dtype=dtype),
     )
+
+
+def path_endpoints(m, inputs, target, baseline, steps: int, method: str, batch_size):
+    """The shared start of a path method (IG, conductance), inside ``m.explaining()``.
+
+    Returns ``(x, alphas, weights, base, t, outputs, baseline_outputs)``: the prepared inputs, the
+    quadrature rule, the resolved baseline, the target per row and the explained output at both
+    ends of the path (one forward pass over ``2n`` rows).
+    """
+    from ..model import gather, select_target
+    from ._common import resolve_baseline
+
+    x = m.prepare(inputs, as_float=True)
+    alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=x.dtype)
+    base = resolve_baseline(baseline, x)
+    n = len(x)
+    ends = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=False)
+    t = select_target(ends[:n], target)
+    return x, alphas, weights, base, t, gather(ends[:n], t), gather(ends[n:], t)

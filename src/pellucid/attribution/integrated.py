@@ -6,11 +6,10 @@ from typing import Any
 import torch
 
 from ..explanation import Explanation
-from ..model import gather, select_target
 from ..registry import register
 from ._common import Stopwatch, gradient_model, resolve_baseline
 from ._layer import layer_integrated_gradients
-from ._path import path_rule_tensors
+from ._path import path_endpoints, path_rule_tensors
 
 
 @register("integrated_gradients", gradients=True, additive=True)
@@ -57,13 +56,9 @@ def integrated_gradients(
         return _layer_ig(m, inputs, layer, target, baseline, steps, method, batch_size,
                          progress, params, clock)
     with m.explaining():
-        x = m.prepare(inputs, as_float=True)
-        alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=x.dtype)
-        base = resolve_baseline(baseline, x)
+        x, alphas, weights, base, t, outputs, baseline_outputs = path_endpoints(
+            m, inputs, target, baseline, steps, method, batch_size)
         n = len(x)
-        ends = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=False)
-        t = select_target(ends[:n], target)
-        outputs, baseline_outputs = gather(ends[:n], t), gather(ends[n:], t)
 
         diff = x - base
         total = torch.zeros_like(x)

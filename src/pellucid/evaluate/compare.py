@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
 from ..explanation import Explanation

@@ -27,12 +27,12 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 
-from ..attribution._common import Stopwatch, gradient_model, resolve_baseline
+from ..attribution._common import Stopwatch, gradient_model
 from ..attribution._layer import check_once, layer_name, replacing
-from ..attribution._path import path_rule_tensors
+from ..attribution._path import path_endpoints
 from ..errors import InputError, LayerError, NotDifferentiableError
 from ..explanation import Explanation
-from ..model import gather, select_target
+from ..model import gather
 from ..registry import register
 
 __all__ = ["conductance", "top_units"]
@@ -65,13 +65,9 @@ def conductance(
     module = m.layer(layer)
     name = layer_name(m, module)
     with m.explaining():
-        x = m.prepare(inputs, as_float=True)
-        alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=x.dtype)
-        base = resolve_baseline(baseline, x)
+        x, alphas, weights, base, t, outputs, baseline_outputs = path_endpoints(
+            m, inputs, target, baseline, steps, method, batch_size)
         n = len(x)
-        ends = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=False)
-        t = select_target(ends[:n], target)
-        outputs, baseline_outputs = gather(ends[:n], t), gather(ends[n:], t)
         diff = x - base
         total: torch.Tensor | None = None
         shape = (-1,) + (1,) * (x.dim() - 1)

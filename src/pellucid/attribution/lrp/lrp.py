@@ -117,7 +117,6 @@ def _first_arg(args: tuple, kwargs: dict) -> torch.Tensor:
 
 def _handlers(traced: Traced, comp: Composite, sinks: _backward.Sinks,
               dtype: torch.dtype) -> tuple[dict[fx.Node, Any], dict[str, Rule]]:
-    kinds = traced.kinds
     pairs = batchnorm_pairs(traced)
     _backward.refuse(
         traced, [n for n in traced.nodes("batchnorm") if n not in pairs], "lrp",
