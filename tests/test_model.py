@@ -98,6 +98,7 @@ def test_registry_lists_and_dispatches(cnn, images):
     assert info["grad_cam"].layer and info["smoothgrad"].random
     assert info["integrated_gradients"].additive and info["saliency"].gradients
     assert info["saliency"].summary.startswith("Saliency")
+    assert info["conductance"].layer  # registered by pellucid.features, which loads lazily
     a = pellucid.explain(cnn, images, method="integrated_gradients", steps=5)
     b = pellucid.integrated_gradients(cnn, images, steps=5)
     torch.testing.assert_close(a.values, b.values)

@@ -53,8 +53,21 @@ def register(
     return decorate
 
 
+#: Packages that register methods but load lazily (``pellucid.features`` registers conductance).
+_LAZY_REGISTRANTS = ("pellucid.features",)
+
+
+def _load_lazy_registrants() -> None:
+    import importlib
+
+    for module in _LAZY_REGISTRANTS:
+        importlib.import_module(module)
+
+
 def get(name: str) -> MethodInfo:
     """The :class:`MethodInfo` registered under ``name``."""
+    if name not in _REGISTRY:
+        _load_lazy_registrants()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -66,6 +79,7 @@ def get(name: str) -> MethodInfo:
 
 def methods(*, details: bool = False) -> list[str] | list[MethodInfo]:
     """Names of all registered methods (sorted), or their :class:`MethodInfo` with ``details``."""
+    _load_lazy_registrants()
     names = sorted(_REGISTRY)
     return [_REGISTRY[n] for n in names] if details else names
 
