@@ -10,11 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..errors import PellucidError
-from ._colors import CMAPS, limits
 
 __all__ = ["feature_maps", "activation_stats", "maximized", "attention_heads", "token_strip",
            "patch_heatmap"]
@@ -177,33 +175,16 @@ def token_strip(
     """Tokens in a row, each boxed in a colour for its value (red up, blue down, white zero).
 
     ``values`` has one number per token (e.g. ``expl.values[i].sum(-1)`` of IG through the
-    embedding layer, or a rollout row); extra values (padding) are ignored.
+    embedding layer, or a rollout row); extra values (padding) are ignored. Drawn by
+    :func:`pellucid.plot.text.draw_tokens`, as :func:`pellucid.plot.text` draws explanations.
     """
+    from .text import draw_tokens
+
     v = _np(values).ravel()[: len(tokens)]
     if len(v) < len(tokens):
         raise PellucidError(f"{len(tokens)} tokens but only {len(v)} values")
-    lo, hi = limits(v, sign, clip)
-    norm = Normalize(lo, hi)
-    import matplotlib
-
-    cmap = matplotlib.colormaps[CMAPS[sign]]
-    widths = [0.12 * max(2, len(tok)) + 0.15 for tok in tokens]
-    fig = Figure(figsize=(max(3.0, sum(widths) + 0.5), 1.2), layout="constrained")
-    ax = fig.subplots()
-    x = 0.0
-    for tok, w, val in zip(tokens, widths, v):
-        rgba = cmap(norm(val))
-        ax.add_patch(matplotlib.patches.Rectangle((x, 0), w - 0.04, 1, color=rgba))
-        dark = sum(rgba[:3]) < 1.2
-        ax.text(x + (w - 0.04) / 2, 0.5, tok, ha="center", va="center", fontsize=9,
-                color="white" if dark else "black")
-        x += w
-    ax.set_xlim(0, x)
-    ax.set_ylim(0, 1)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=10)
-    return fig
+    return draw_tokens(list(tokens), v, width=max(40, sum(len(t) + 1 for t in tokens)), skip=(),
+                       sign=sign, clip=clip, title=title)
 
 
 def patch_heatmap(

@@ -10,7 +10,7 @@ spans for the report.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -19,8 +19,9 @@ from matplotlib.colors import Normalize, to_hex
 from matplotlib.figure import Figure
 
 from ..errors import PellucidError
+from ._colors import CMAPS, check_sign, limits, signed_part
 
-__all__ = ["text", "text_html", "token_values"]
+__all__ = ["text", "text_html", "token_values", "draw_tokens"]
 
 _CHAR_IN = 0.6 * 9 / 72  # advance of one monospace character at 9 pt, in inches
 
@@ -37,10 +38,15 @@ def token_values(expl: Any, index: int = 0) -> tuple[list[str], np.ndarray]:
     return [str(n) for n in names], v
 
 
-def _colours(values: np.ndarray) -> tuple[list[str], float]:
-    vmax = float(np.abs(values).max()) if values.size and np.abs(values).max() > 0 else 1.0
-    cmap = colormaps["RdBu_r"]
-    return [to_hex(cmap(0.5 + 0.5 * float(v) / vmax)) for v in values], vmax
+def _colours(values: np.ndarray, sign: str = "all", clip: float = 100.0
+             ) -> tuple[list[str], list[bool], Normalize, str]:
+    """Hex colour per value, whether it is dark (white ink), the norm and the colour map's name."""
+    check_sign(sign)
+    shown = signed_part(values, sign)
+    lo, hi = limits(shown, sign, clip)
+    norm, name = Normalize(lo, hi, clip=True), CMAPS[sign]
+    rgba = [colormaps[name](norm(float(v))) for v in shown]
+    return [to_hex(c) for c in rgba], [sum(c[:3]) < 1.2 for c in rgba], norm, name
 
 
 def _pieces(tokens: list[str], skip: tuple[str, ...]) -> list[tuple[int, str, bool]]:
@@ -54,21 +60,21 @@ def _pieces(tokens: list[str], skip: tuple[str, ...]) -> list[tuple[int, str, bo
     return out
 
 
-def text(
-    expl: Any, index: int = 0, *, width: int = 80, skip: tuple[str, ...] = ("[PAD]",),
-    title: str | None = None,
+def draw_tokens(
+    tokens: Sequence[str], values: Any, *, width: int = 80, skip: tuple[str, ...] = ("[PAD]",),
+    sign: str = "all", clip: float = 100.0, title: str | None = None,
 ) -> Figure:
-    """The row's tokens on coloured backgrounds, wrapped at ``width`` characters; returns the Figure.
+    """``tokens`` on backgrounds coloured by ``values`` (one per token), wrapped at ``width``
+    characters; the shared core of :func:`text` and :func:`pellucid.plot.token_strip`.
 
-    >>> import torch, pellucid
-    >>> from pellucid import plot
-    >>> e = pellucid.gradient_x_input(torch.nn.Linear(3, 2), torch.rand(1, 3))
-    >>> e.feature_names = ["good", "movie", "!"]
-    >>> len(plot.text(e).axes)
-    2
+    ``sign`` and ``clip`` as for image overlays: ``"all"`` is RdBu_r centred on zero, scaled to
+    the ``clip``-th percentile of |value| (100: the largest).
     """
-    tokens, values = token_values(expl, index)
-    colours, vmax = _colours(values)
+    tokens = [str(t) for t in tokens]
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size != len(tokens):
+        raise PellucidError(f"{len(tokens)} tokens for {values.size} values")
+    colours, dark, norm, cmap = _colours(values, sign, clip)
     pieces = _pieces(tokens, skip)
     lines, line, used = [], [], 0
     for j, shown, glued in pieces:
@@ -82,33 +88,52 @@ def text(
     if line:
         lines.append(line)
     height = 0.45 * max(1, len(lines)) + 1.1
-    fig = Figure(figsize=(max(4.0, width * _CHAR_IN + 0.3), height), layout="constrained")
+    longest = max((sum(len(p[1]) + 1 for p in ln) for ln in lines), default=10)
+    inches = max(4.0, min(width, longest) * _CHAR_IN + 0.3)
+    fig = Figure(figsize=(inches, height), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.set_xlim(0, width)
+    ax.set_xlim(0, (inches - 0.3) / _CHAR_IN)  # x in characters, so boxes sit a space apart
     ax.set_ylim(len(lines) + 0.2, -0.6)
     for row, items in enumerate(lines):
         col = 0.0
         for j, shown, glued in items:
             if col and not glued:
                 col += 1
-            ink = "white" if abs(values[j]) > 0.6 * vmax else "black"  # readable on dark cells
-            ax.text(col, row, shown, family="monospace", fontsize=9, va="center", ha="left", color=ink,
+            ax.text(col, row, shown, family="monospace", fontsize=9, va="center", ha="left",
+                    color="white" if dark[j] else "black",  # readable on dark cells
                     bbox={"boxstyle": "square,pad=0.15", "facecolor": colours[j], "edgecolor": "none"})
             col += len(shown)
-    if title is None:
-        title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
     if title:
         ax.set_title(title, fontsize=10)
-    fig.colorbar(ScalarMappable(Normalize(-vmax, vmax), cmap="RdBu_r"), ax=ax, orientation="horizontal",
+    fig.colorbar(ScalarMappable(norm, cmap=cmap), ax=ax, orientation="horizontal",
                  fraction=0.08, shrink=0.5, label="attribution")
     return fig
+
+
+def text(
+    expl: Any, index: int = 0, *, width: int = 80, skip: tuple[str, ...] = ("[PAD]",),
+    sign: str = "all", clip: float = 100.0, title: str | None = None,
+) -> Figure:
+    """The row's tokens on coloured backgrounds, wrapped at ``width`` characters; returns the Figure.
+
+    >>> import torch, pellucid
+    >>> from pellucid import plot
+    >>> e = pellucid.gradient_x_input(torch.nn.Linear(3, 2), torch.rand(1, 3))
+    >>> e.feature_names = ["good", "movie", "!"]
+    >>> len(plot.text(e).axes)
+    2
+    """
+    tokens, values = token_values(expl, index)
+    if title is None:
+        title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
+    return draw_tokens(tokens, values, width=width, skip=skip, sign=sign, clip=clip, title=title)
 
 
 def text_html(expl: Any, index: int = 0, *, skip: tuple[str, ...] = ("[PAD]",)) -> str:
     """The row as HTML: one ``<span>`` per token, background coloured, value in the tooltip."""
     tokens, values = token_values(expl, index)
-    colours, _ = _colours(values)
+    colours = _colours(values)[0]
     out = []
     for j, shown, glued in _pieces(tokens, skip):
         sep = "" if glued or not out else " "
