@@ -96,7 +96,7 @@ def weights(model: nn.Module, *, bins: int = 50) -> Weights:
     Example:
         >>> import torch
         >>> w = weights(torch.nn.Linear(3, 2), bins=10)
-        >>> [t.name for t in w.tensors], w["weight"].counts.sum()
+        >>> [t.name for t in w.tensors], int(w["weight"].counts.sum())
         (['weight', 'bias'], 6)
     """
     if not isinstance(model, nn.Module):
