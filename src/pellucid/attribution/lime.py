@@ -21,15 +21,16 @@ def _ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float):
     """Weighted ridge with an unpenalised intercept, batched over rows (scikit-learn's ``Ridge``
     with ``sample_weight``): ``x (n, S, p)``, ``y, w (n, S)`` -> coef ``(n, p)``, intercept,
     weighted R²."""
-    ws = w / w.sum(1, keepdim=True)
-    xm = (ws[..., None] * x).sum(1, keepdim=True)
-    ym = (ws * y).sum(1, keepdim=True)
+    ws = (w / w.sum(1, keepdim=True))[:, None, :]  # (n, 1, S)
+    xm = ws @ x  # (n, 1, p): weighted means as one batched product, no (n, S, p) temporaries
+    ym = (ws @ y[..., None])[..., 0]  # (n, 1)
     xc, yc = x - xm, y - ym
-    a = xc.transpose(1, 2) @ (w[..., None] * xc)
+    xw = xc * w[..., None]
+    a = xc.transpose(1, 2) @ xw
     a = a + alpha * torch.eye(x.shape[2], dtype=x.dtype, device=x.device)
-    coef = torch.linalg.solve(a, (xc.transpose(1, 2) @ (w * yc)[..., None]))[..., 0]
+    coef = torch.linalg.solve(a, xw.transpose(1, 2) @ yc[..., None])[..., 0]
     intercept = ym[:, 0] - (xm[:, 0] * coef).sum(1)
-    pred = intercept[:, None] + (x * coef[:, None, :]).sum(2)
+    pred = intercept[:, None] + (x @ coef[..., None])[..., 0]
     ss_res = (w * (y - pred) ** 2).sum(1)
     ss_tot = (w * yc ** 2).sum(1)
     r2 = 1 - ss_res / ss_tot.clamp(min=torch.finfo(y.dtype).tiny)
