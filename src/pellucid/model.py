@@ -289,6 +289,11 @@ class Model:
         raise LayerError(f"unknown layer {layer!r} in {self.name}; its layers are: {shown}")
 
 
+def layer_name(m: Model, layer: nn.Module) -> str:
+    """The dotted name of ``layer`` inside ``m``'s module."""
+    return next(name for name, mod in m.module.named_modules() if mod is layer)
+
+
 def _infer_device(module: nn.Module | None) -> torch.device:
     if module is not None:
         for t in module.parameters():

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import LayerError
-from .cam import layer_name  # noqa: F401  (re-exported for the layer methods)
+from ..model import layer_name  # noqa: F401  (re-exported for the layer methods)
 
 
 def first_tensor(output: Any, name: str) -> torch.Tensor:

@@ -14,42 +14,26 @@ from torch import nn
 
 from ..errors import InputError, LayerError
 from ..explanation import Explanation
-from ..model import Model, normalize_target, gather, select_target
+from ..model import Model, gather, layer_name, normalize_target, select_target
 from ..registry import register
 from ._common import Stopwatch, gradient_model
+from ._layer import capture, check_once
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
-
-
-def layer_name(m: Model, layer: nn.Module) -> str:
-    """The dotted name of ``layer`` inside ``m``'s module."""
-    return next(name for name, mod in m.module.named_modules() if mod is layer)
 
 
 def layer_activation_gradients(
     m: Model, x: torch.Tensor, layer: nn.Module, target: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """For one chunk: ``(A, ∂y_t/∂A, y_t, t)`` at ``layer``'s output, in one forward/backward."""
-    captured: list[torch.Tensor] = []
-
-    def keep(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        captured.append(output)
-
-    handle = layer.register_forward_hook(keep)
-    try:
-        with torch.enable_grad():
-            out = m.forward(x.detach().requires_grad_(True))
-            t = select_target(out, target)
-            y = gather(out, t)
-            if len(captured) != 1 or not isinstance(captured[0], torch.Tensor):
-                raise LayerError(
-                    f"layer {layer_name(m, layer)!r} must run exactly once per forward pass and "
-                    f"return a single tensor (it ran {len(captured)} time(s))"
-                )
-            (grad,) = torch.autograd.grad(y.sum(), captured[0])
-    finally:
-        handle.remove()
-    return captured[0].detach(), grad.detach(), y.detach(), t
+    name = layer_name(m, layer)
+    with capture([layer], [name]) as seen, torch.enable_grad():
+        out = m.forward(x.detach().requires_grad_(True))
+        t = select_target(out, target)
+        y = gather(out, t)
+        check_once(seen[name], name)
+        (grad,) = torch.autograd.grad(y.sum(), seen[name][0])
+    return seen[name][0].detach(), grad.detach(), y.detach(), t
 
 
 def _cam(

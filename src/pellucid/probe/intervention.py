@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, LayerError
-from ..model import Model, gather, normalize_target, select_target, wrap
+from ..model import Model, gather, layer_name, normalize_target, select_target, wrap
 
 __all__ = ["intervene", "ablate", "patch", "InterventionResult", "AblationResult", "PatchResult"]
 
@@ -39,11 +39,6 @@ class _HookAbort(Exception):
     def __init__(self, error: Exception | None = None) -> None:
         super().__init__(error)
         self.error = error
-
-
-def layer_name(m: Model, layer: nn.Module) -> str:
-    """The dotted name of ``layer`` inside ``m``'s module."""
-    return next(name for name, mod in m.module.named_modules() if mod is layer)
 
 
 def _check_output(m: Model, layer: nn.Module, output: Any) -> torch.Tensor:
