@@ -121,3 +121,29 @@ def measure(
 def median_ratio(a: list[float], b: list[float]) -> float:
     """The median over repetitions of ``a[i] / b[i]``."""
     return statistics.median(p / q for p, q in zip(a, b))
+
+
+def summarize(measured: dict[str, Any], ratios: Any, bare_batches: Any = None) -> dict[str, Any]:
+    """Medians (and minima), medians of the per-repetition ratios, and the load record.
+
+    With ``bare_batches``, the contenders ``bare@B`` are the same bare work at several batch sizes
+    and ``bare`` is the fastest of them (its batch size under ``bare_batch``).
+    """
+    times = measured["times"]
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    series, out = dict(times), {}
+    if bare_batches:
+        best = min(bare_batches, key=lambda b: medians[f"bare@{b}"])
+        series["bare"] = times[f"bare@{best}"]
+        medians["bare"] = medians[f"bare@{best}"]
+        out["bare_batch"] = best
+    return {
+        "seconds": medians,
+        "min_seconds": {name: min(ts) for name, ts in series.items()},
+        **out,
+        "ratios": {f"{a}/{b}": median_ratio(series[a], series[b]) for a, b in ratios},
+        "discarded_reps": measured["discarded"],
+        "waited_seconds": measured.get("waited"),
+        "other_load": measured.get("other"),
+        "runs": times,
+    }

@@ -25,13 +25,14 @@ medians, ratios medians of per-repetition ratios (see ``_timing.py``).
 """
 from __future__ import annotations
 
-import statistics
+import sys
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from _timing import measure, median_ratio
+from _timing import measure, summarize
 
 NAME = "deletion"
 STEPS = 64
@@ -84,8 +85,17 @@ def bare_curves(model: torch.nn.Module, rows: torch.Tensor, t: torch.Tensor,
     return torch.cat(probs).view(-1, STEPS + 1)
 
 
+def import_quantus():
+    """quantus imports zennit when it is installed, and zennit needs torchvision's ResNet classes:
+    the tests' ``import_peer`` lends stand-ins for the import (torchvision does not load here)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import import_peer
+
+    return import_peer("quantus")
+
+
 def quantus_metric():
-    import quantus
+    quantus = import_quantus()
 
     return quantus.RegionPerturbation(patch_size=REGION, regions_evaluation=STEPS,
                                       perturb_baseline=0.0, abs=False, normalise=False,
@@ -136,26 +146,9 @@ def agreement(model, x, t, e) -> dict[str, float]:
     return {"max_abs_diff_bare": diffs["bare"], "max_abs_diff_quantus": diffs["quantus"]}
 
 
-def summarize(measured: dict[str, Any]) -> dict[str, Any]:
-    times = measured["times"]
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
-    best = min(BARE_BATCHES, key=lambda b: medians[f"bare@{b}"])
-    series = {**times, "bare": times[f"bare@{best}"]}
-    return {
-        "seconds": {**medians, "bare": medians[f"bare@{best}"]},
-        "min_seconds": {name: min(ts) for name, ts in series.items()},
-        "bare_batch": best,
-        "ratios": {f"{a}/{b}": median_ratio(series[a], series[b]) for a, b in RATIOS},
-        "discarded_reps": measured["discarded"],
-        "waited_seconds": measured["waited"],
-        "other_load": measured["other"],
-        "runs": times,
-    }
-
-
 def run(*, reps: int = 11, warmup: int = 2) -> dict[str, Any]:
     """The benchmark, JSON-ready."""
-    import quantus
+    quantus = import_quantus()
     from pellucid.model import default_batch_size
 
     model, x, t, e = case()
@@ -165,7 +158,7 @@ def run(*, reps: int = 11, warmup: int = 2) -> dict[str, Any]:
         "pellucid_batch": default_batch_size(x.shape[1:]),
         "agreement": agreement(model, x, t, e),
     }
-    entry.update(summarize(measure(contenders(model, x, t, e), reps=reps, warmup=warmup)))
+    entry.update(summarize(measure(contenders(model, x, t, e), reps=reps, warmup=warmup), RATIOS, BARE_BATCHES))
     return {"benchmark": NAME, "steps": STEPS, "rows": N_ROWS, "reps": reps, "warmup": warmup,
             "quantus": quantus.__version__, "cases": [entry]}
 

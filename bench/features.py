@@ -19,11 +19,10 @@ Medians over interleaved repetitions (see ``_timing.py``).
 """
 from __future__ import annotations
 
-import statistics
 from typing import Any, Callable
 
 import torch
-from _timing import measure, median_ratio
+from _timing import measure, summarize
 
 from pellucid._state import explaining
 
@@ -113,16 +112,6 @@ def attention_case() -> dict[str, Callable[[], Any]]:
         return F.attention_rollout(att)
 
     return {"bare": bare, "sdpa": sdpa, "pellucid": ours}
-
-
-def summarize(measured: dict[str, Any], ratios: list[tuple[str, str]]) -> dict[str, Any]:
-    times = measured["times"]
-    return {
-        "seconds": {k: statistics.median(v) for k, v in times.items()},
-        "ratios": {f"{a}/{b}": median_ratio(times[a], times[b]) for a, b in ratios},
-        "discarded_reps": measured["discarded"],
-        "runs": times,
-    }
 
 
 def run(*, reps: int = 11, warmup: int = 2, patience: float = 300.0) -> dict[str, Any]:

@@ -19,12 +19,11 @@ other processes used the machine is run again (see ``_timing.py``).
 """
 from __future__ import annotations
 
-import statistics
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from _timing import measure, median_ratio
+from _timing import measure, summarize
 
 from pellucid._state import explaining  # eval mode, parameters frozen, restored after
 
@@ -115,23 +114,6 @@ CASES = (digits_case, resnet_case)
 
 # -- measurement ------------------------------------------------------------------------------
 
-def summarize(measured: dict[str, Any]) -> dict[str, Any]:
-    """Medians (and minima), the best bare batch size, and medians of the per-rep ratios."""
-    times = measured["times"]
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
-    best = min(BARE_BATCHES, key=lambda b: medians[f"bare@{b}"])
-    series = {**times, "bare": times[f"bare@{best}"]}
-    return {
-        "seconds": {**medians, "bare": medians[f"bare@{best}"]},
-        "min_seconds": {name: min(ts) for name, ts in series.items()},
-        "bare_batch": best,
-        "ratios": {f"{a}/{b}": median_ratio(series[a], series[b]) for a, b in RATIOS},
-        "discarded_reps": measured["discarded"],
-        "waited_seconds": measured["waited"],
-        "other_load": measured["other"],
-        "runs": times,
-    }
-
 
 def agreement(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
     """Max |pellucid − Captum| (and |pellucid − bare passes|) over the attributions.
@@ -177,7 +159,7 @@ def run(*, reps: int = 11, warmup: int = 2) -> dict[str, Any]:
             "pellucid_batch": default_batch_size(x.shape[1:]),
             "agreement": agreement(model, x, t),
         }
-        entry.update(summarize(measure(contenders(model, x, t), reps=reps, warmup=warmup)))
+        entry.update(summarize(measure(contenders(model, x, t), reps=reps, warmup=warmup), RATIOS, BARE_BATCHES))
         results.append(entry)
     return {
         "benchmark": NAME,

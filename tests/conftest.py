@@ -70,3 +70,43 @@ def planted_cnn(tmp_path_factory):
     from pellucid.zoo import planted_patch_cnn
 
     return planted_patch_cnn(cache_dir=tmp_path_factory.mktemp("planted_cache"))
+
+
+_TORCHVISION = ("torchvision", "torchvision.models", "torchvision.models.resnet")
+
+
+def import_peer(name: str):
+    """Import a test-only peer (``zennit``, ``quantus``), skipping the test when it is missing.
+
+    Zennit imports torchvision's ResNet block classes when it is imported, and quantus imports
+    zennit whenever zennit is installed; torchvision does not load here. So if torchvision cannot
+    be imported, small stand-ins for those three modules are put into ``sys.modules`` just for the
+    import and taken out again (zennit keeps the classes; transformers, imported later, must not
+    see a torchvision without a spec).
+    """
+    import sys
+    import types
+
+    try:
+        import torchvision.models.resnet  # noqa: F401
+    except Exception:
+        for mod in _TORCHVISION:
+            sys.modules.pop(mod, None)
+        tv, models, resnet = (types.ModuleType(n) for n in _TORCHVISION)
+
+        class BasicBlock(nn.Module):
+            expansion = 1
+
+        class Bottleneck(nn.Module):
+            expansion = 4
+
+        resnet.BasicBlock, resnet.Bottleneck = BasicBlock, Bottleneck
+        tv.models, models.resnet = models, resnet
+        sys.modules.update(dict(zip(_TORCHVISION, (tv, models, resnet))))
+        try:
+            return pytest.importorskip(name)
+        finally:
+            for mod in _TORCHVISION:
+                sys.modules.pop(mod, None)
+    return pytest.importorskip(name)
+

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import import_peer
 
 from pellucid import evaluate as ev
 from pellucid.explanation import Explanation
@@ -55,7 +56,7 @@ def test_agrees_with_quantus():
     """Quantus' Sparseness and Complexity on the same attributions (``normalise=False``, so the
     values are scored as they are). Quantus adds 1e-7 to every magnitude before the Gini index
     and 1e-12 inside the logarithm, hence the tolerance."""
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     g = torch.Generator().manual_seed(1)
     a = torch.randn(6, 1, 8, 8, generator=g)
     a[0] = 0

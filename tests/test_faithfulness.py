@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, snapshot
+from conftest import assert_same_state, import_peer, snapshot
 from pellucid import evaluate as ev
 from pellucid.attribution import random_attribution
 from pellucid.errors import InputError
@@ -380,7 +380,7 @@ def test_pixel_flipping_and_region_perturbation_agree_with_quantus(digits, digit
     (Quantus also ranks channel entries one by one where we remove whole pixels: the two agree
     on the one-channel digits used here.)
     """
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     model, x, y = digits
     for e in digits_explained:
         e, xs, ys = e[:12], x[:12], y[:12]
@@ -403,7 +403,7 @@ def test_faithfulness_correlation_agrees_with_quantus_on_the_same_subsets(
     so the same subsets are replayed into our metric through its subset sampler. (Quantus' default
     ``return_aggregate=True`` returns one mean instead of per-row scores; it is turned off.)
     """
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     model, x, y = digits
     e, xs, ys = digits_explained[0][:8], x[:8], y[:8]
     n, runs, size = 8, 20, 16
@@ -437,7 +437,7 @@ def test_infidelity_agrees_with_quantus_where_quantus_follows_yeh(digits, digits
     square perturbation draws independent uniformly placed squares; it is checked by hand on a
     linear model above.
     """
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     model, x, y = digits
     e, xs, ys = digits_explained[0][:8], x[:8], y[:8]
     common = dict(n_perturb_samples=1, perturb_baseline=0.0, normalise=False, abs=False,

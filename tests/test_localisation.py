@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import import_peer
 import pellucid
 from pellucid.errors import InputError
 from pellucid.evaluate import pointing_game, relevance_mass, relevance_rank
@@ -119,7 +120,7 @@ def test_agrees_with_quantus():
     - ``PointingGame`` counts a row as a hit when *any* tied maximum is in the mask, so a
       constant map always hits.
     """
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     g = torch.Generator().manual_seed(0)
     a = torch.randn(12, 1, 6, 6, generator=g)
     s = torch.rand(12, 1, 6, 6, generator=g) > 0.7
@@ -136,7 +137,7 @@ def test_agrees_with_quantus():
 
 
 def test_quantus_defects_by_hand():
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     a = t([[[[3, -1], [1, 0]]], [[[1, 0], [0, 0]]], [[[2, 2], [2, 2]]]])
     s = torch.tensor([[[[1, 0], [0, 0]]], [[[0, 0], [0, 0]]], [[[1, 0], [0, 0]]]], dtype=torch.bool)
     raw = {"abs": False, "normalise": False}

@@ -7,46 +7,16 @@ cannot be imported).
 """
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 import torch
 from torch import nn
 
 import pellucid
+from conftest import import_peer
 from pellucid.attribution.lrp import rules
 
 
-def _zennit():
-    try:
-        import torchvision.models.resnet  # noqa: F401
-    except Exception:
-        for name in ("torchvision", "torchvision.models", "torchvision.models.resnet"):
-            sys.modules.pop(name, None)
-        tv, models, resnet = (types.ModuleType(n) for n in
-                              ("torchvision", "torchvision.models", "torchvision.models.resnet"))
-
-        class BasicBlock(nn.Module):
-            expansion = 1
-
-        class Bottleneck(nn.Module):
-            expansion = 4
-
-        resnet.BasicBlock, resnet.Bottleneck = BasicBlock, Bottleneck
-        tv.models, models.resnet = models, resnet
-        stubs = {"torchvision": tv, "torchvision.models": models,
-                 "torchvision.models.resnet": resnet}
-        sys.modules.update(stubs)
-        try:
-            return pytest.importorskip("zennit")
-        finally:  # zennit holds the classes now; other libraries must not see the stand-ins
-            for name in stubs:
-                sys.modules.pop(name, None)
-    return pytest.importorskip("zennit")
-
-
-zennit = _zennit()
+zennit = import_peer("zennit")
 from zennit.attribution import Gradient  # noqa: E402
 from zennit import composites as zc, rules as zr  # noqa: E402
 from zennit.types import Convolution  # noqa: E402

@@ -11,7 +11,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from conftest import assert_same_state, snapshot
+from conftest import assert_same_state, import_peer, snapshot
 from pellucid.errors import InputError, ModelError
 from pellucid.evaluate import data_randomization, model_randomization
 from pellucid.evaluate.randomization import layer_order, spearman, ssim
@@ -167,7 +167,7 @@ def test_agrees_with_quantus_mprt(planted_cnn, batch):
     - its ``ssim`` similarity receives the maps flattened to ``(batch, -1)`` and so computes a
       1-D SSIM along the flattened rows, not a 2-D SSIM of the image (checked below).
     """
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     model, _ = planted_cnn
     x = batch[:8]
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, snapshot
+from conftest import assert_same_state, import_peer, snapshot
 from pellucid import evaluate as ev
 from pellucid.errors import PellucidError
 from pellucid.evaluate import robustness
@@ -105,7 +105,7 @@ def test_model_left_as_found_and_errors(cnn, images):
 def test_sensitivity_agrees_with_quantus_on_the_same_noise():
     """Quantus' MaxSensitivity/AvgSensitivity (Frobenius norms, ratio to ‖φ(x)‖) fed our uniform
     noise through a custom ``perturb_func`` give the same scores."""
-    quantus = pytest.importorskip("quantus")
+    quantus = import_peer("quantus")
     from pellucid.zoo import digits_cnn, load_digits
 
     model, _ = digits_cnn()

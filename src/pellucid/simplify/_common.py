@@ -105,6 +105,16 @@ def holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Ten
     return perm[k:], perm[:k]
 
 
+def train_and_test(model: Model, data: Any, test: Any, fraction: float, seed: int):
+    """``(x, y, x_test, y_test)``: ``test`` when given, else a seeded hold-out of ``data``."""
+    x, y = split_data(model, data)
+    if test is not None:
+        x_test, y_test = split_data(model, test, name="test")
+        return x, y, x_test, y_test
+    tr, te = holdout(len(x), fraction, seed)
+    return x[tr], (None if y is None else y[tr]), x[te], (None if y is None else y[te])
+
+
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Global RNG seeded inside (dropout draws from it), the caller's state restored after."""

@@ -23,8 +23,8 @@ from torch import nn
 
 from ..errors import InputError, ModelError
 from ..model import Model
-from ._common import (agreement, classes, copy_module, count_parameters, fit, holdout as _holdout,
-                      predict, split_data, torch_module)
+from ._common import (agreement, classes, copy_module, count_parameters, fit, predict,
+                      torch_module, train_and_test)
 from ._report import DistillReport
 
 __all__ = ["distill"]
@@ -74,13 +74,7 @@ def distill(
     t_model = teacher if isinstance(teacher, Model) else Model(t_module, module=t_module)
     if not isinstance(student, nn.Module):
         raise ModelError(f"student must be a torch.nn.Module; got {type(student).__name__}")
-    x, y = split_data(t_model, data)
-    if test is not None:
-        x_test, y_test = split_data(t_model, test, name="test")
-    else:
-        train_idx, test_idx = _holdout(len(x), holdout, seed)
-        x_test, y_test = x[test_idx], (None if y is None else y[test_idx])
-        x, y = x[train_idx], (None if y is None else y[train_idx])
+    x, y, x_test, y_test = train_and_test(t_model, data, test, holdout, seed)
     t_train = predict(t_model, x, batch_size=batch_size)
     t_test = predict(t_model, x_test, batch_size=batch_size)
 

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import InputError
 from ..model import wrap
-from ._common import classes, holdout as _holdout, predict, split_data
+from ._common import classes, predict, train_and_test
 
 __all__ = ["SurrogateTree", "surrogate_tree"]
 
@@ -148,13 +148,7 @@ def surrogate_tree(
     if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1):
         raise InputError(f"max_depth must be a positive integer or None, got {max_depth!r}")
     m = wrap(model)
-    x, y = split_data(m, data)
-    if test is not None:
-        x_test, y_test = split_data(m, test, name="test")
-    else:
-        tr, te = _holdout(len(x), holdout, seed)
-        x_test, y_test = x[te], (None if y is None else y[te])
-        x, y = x[tr], (None if y is None else y[tr])
+    x, y, x_test, y_test = train_and_test(m, data, test, holdout, seed)
     out_train = predict(m, x, batch_size=batch_size)
     p_train = classes(out_train).cpu().numpy()
     p_test = classes(predict(m, x_test, batch_size=batch_size)).cpu().numpy()

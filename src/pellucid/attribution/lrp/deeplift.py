@@ -7,12 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ...errors import ModelError
 from ...explanation import Explanation
 from ...registry import register
 from .._common import Stopwatch, gradient_model, resolve_baseline
 from . import _backward
-from .trace import Traced, original, trace
+from .trace import original, require_module, trace, Traced
 
 __all__ = ["deeplift"]
 
@@ -49,9 +48,7 @@ def deeplift(
     """
     clock = Stopwatch()
     m = gradient_model(model, "deeplift", batch_size)
-    if m.module is None:
-        raise ModelError(f"deeplift needs a torch.nn.Module (it traces the model); {m.name} is a "
-                         "plain callable")
+    require_module(m, "deeplift")
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
         base = resolve_baseline(baseline, x)

@@ -7,12 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ...errors import ModelError
 from ...explanation import Explanation
 from ...registry import register
 from .._common import Stopwatch, gradient_model
 from . import _backward
-from .trace import Traced, original, trace
+from .trace import original, require_module, trace, Traced
 
 __all__ = ["guided_backprop"]
 
@@ -37,9 +36,7 @@ def guided_backprop(
     """
     clock = Stopwatch()
     m = gradient_model(model, "guided_backprop", batch_size)
-    if m.module is None:
-        raise ModelError(f"guided_backprop needs a torch.nn.Module (it traces the model); {m.name} "
-                         "is a plain callable")
+    require_module(m, "guided_backprop")
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
         traced = trace(m.module)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ...errors import ModelError, UnsupportedLayerError
+from ...errors import UnsupportedLayerError
 from ...explanation import Explanation
 from ...registry import register
 from .._common import Stopwatch, gradient_model
@@ -15,7 +15,7 @@ from . import _backward
 from .canonizers import batchnorm_pairs, merged_affine
 from .composites import Composite, resolve
 from .rules import Affine, Rule, _ratio, _through, scale_gradient
-from .trace import Traced, original, trace
+from .trace import original, require_module, trace, Traced
 
 __all__ = ["lrp", "rule_map"]
 
@@ -70,9 +70,7 @@ def lrp(
     """
     clock = Stopwatch()
     m = gradient_model(model, "lrp", batch_size)
-    if m.module is None:
-        raise ModelError("lrp needs a torch.nn.Module (it traces the model's layers); "
-                         f"{m.name} is a plain callable")
+    require_module(m, "lrp")
     with m.explaining():
         x = m.prepare(inputs)
         options: dict[str, Any] = {"epsilon": epsilon, "gamma": gamma}

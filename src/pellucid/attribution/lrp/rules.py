@@ -26,6 +26,7 @@ Lapuschkin et al. 2019 (Nat. Commun., flat rule).
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -90,13 +91,14 @@ def _clamp(t: torch.Tensor | None, sign: int) -> torch.Tensor | None:
     return t.clamp(min=0) if sign > 0 else t.clamp(max=0)
 
 
-class Rule:
+class Rule(abc.ABC):
     """Base class. ``input_rule`` rules need the sink and the model's input (see module doc)."""
 
     input_rule = False
 
+    @abc.abstractmethod
     def __call__(self, layer: Affine, a: torch.Tensor, sink: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """The layer's output with this rule's gradient (see the module docstring)."""
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -234,11 +236,13 @@ class _InputRule(Rule):
 
     input_rule = True
 
+    @abc.abstractmethod
     def _numerator(self, layer: Affine, a: torch.Tensor, sink: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The rule's numerator weights, applied to the sink."""
 
+    @abc.abstractmethod
     def _denominator(self, layer: Affine, a: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The rule's normalising denominator."""
 
     def __call__(self, layer: Affine, a: torch.Tensor, sink: torch.Tensor | None = None) -> torch.Tensor:
         if sink is None:  # guarded earlier by the composite resolution; kept for direct use

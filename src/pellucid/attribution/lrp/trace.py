@@ -143,6 +143,13 @@ def _signature(model: nn.Module) -> tuple:
     )
 
 
+def require_module(m: Any, method: str) -> None:
+    """The methods of this package trace the model: a plain callable gets a clear error."""
+    if m.module is None:
+        raise ModelError(f"{method} needs a torch.nn.Module (it traces the model's layers); "
+                         f"{m.name} is a plain callable")
+
+
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, Traced]" = weakref.WeakKeyDictionary()
 
 
