@@ -62,7 +62,7 @@ def folded_integrated_gradients(model: Any, inputs: Any, *, target: Any = None, 
     instead of a forward pass of their own. Zero baseline only; run inside ``patched``.
     """
     from pellucid.attribution import integrated as integ
-    from pellucid.attribution._common import gradient_model
+    from pellucid.adapters import gradient_model
     from pellucid.explanation import Explanation
     from pellucid.model import gather, select_target
 
@@ -75,7 +75,7 @@ def folded_integrated_gradients(model: Any, inputs: Any, *, target: Any = None, 
         diff, total = x - base, torch.zeros_like(x)
         shape = (-1,) + (1,) * (x.dim() - 1)
         t = outputs = baseline_outputs = None
-        for s in m.chunks(n * steps, x.shape[1:], batch_size=batch_size, progress=False,
+        for s, _ in m.chunks(n * steps, x.shape[1:], batch_size=batch_size, progress=False,
                           desc="integrated_gradients"):
             flat = torch.arange(s.start, s.stop, device=x.device)
             rows, k = flat // steps, flat % steps
@@ -99,10 +99,11 @@ def folded_integrated_gradients(model: Any, inputs: Any, *, target: Any = None, 
 def pieces(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
     """Best-of-5 microseconds of each fixed-cost piece of one integrated_gradients call."""
     import pellucid
-    from pellucid.attribution._common import resolve_baseline
+    from pellucid._common import resolve_baseline
     from pellucid.attribution._path import path_rule_tensors
     from pellucid.explanation import Explanation
-    from pellucid.model import select_target, wrap
+    from pellucid.model import select_target
+    from pellucid.adapters import wrap
 
     m = wrap(model)
     base = resolve_baseline(None, x)

@@ -92,9 +92,9 @@ def test_unknown_method_lists_the_registered_ones(cnn, images):
 
 
 def test_bad_options(cnn, images):
-    with pytest.raises(ValueError, match="unknown integration method 'simpson'"):
-        pellucid.integrated_gradients(cnn, images, method="simpson")
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(InputError, match="rule .*must be one of .*gausslegendre.*got 'simpson'"):
+        pellucid.integrated_gradients(cnn, images, rule="simpson")
+    with pytest.raises(InputError, match="steps must be a positive integer"):
         pellucid.integrated_gradients(cnn, images, steps=0)
     with pytest.raises(ValueError, match="unknown SmoothGrad variant"):
         pellucid.smoothgrad(cnn, images, variant="median")

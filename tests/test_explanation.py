@@ -47,7 +47,7 @@ def test_save_and_load_round_trip(expl, tmp_path):
     for name in ("values", "inputs", "target", "outputs", "baseline_outputs"):
         assert torch.equal(getattr(back, name), getattr(expl, name)), name
     assert back.method == "integrated_gradients" and back.kind == "image"
-    assert back.params["steps"] == 8 and back.params["method"] == "gausslegendre"
+    assert back.params["steps"] == 8 and back.params["rule"] == "gausslegendre"
     assert torch.equal(back.params["baseline"], expl.params["baseline"])
     assert back.meta["forward_rows"] == expl.meta["forward_rows"]
 

@@ -58,10 +58,19 @@ def test_default_batch_size():
 
 def test_chunks_are_equal_and_bounded():
     m = pellucid.wrap(nn.Linear(2, 1))
-    sizes = [s.stop - s.start for s in m.chunks(800, (1,), batch_size=512, progress=False, desc="")]
+    sizes = [s.stop - s.start for s, _ in m.chunks(800, (1,), batch_size=512, progress=False, desc="")]
     assert sizes == [400, 400]
-    sizes = [s.stop - s.start for s in m.chunks(10, (1,), batch_size=3, progress=False, desc="")]
+    sizes = [s.stop - s.start for s, _ in m.chunks(10, (1,), batch_size=3, progress=False, desc="")]
     assert sizes == [3, 3, 3, 1]
+
+
+def test_chunks_carry_their_rows_targets():
+    m = pellucid.wrap(nn.Linear(2, 3))
+    per_row = [0, 1, 2, 0, 1]
+    got = list(m.chunks(5, (2,), target=per_row, batch_size=2, progress=False, desc=""))
+    assert [t.tolist() for _, t in got] == [[0, 1], [2, 0], [1]]
+    assert [t for _, t in m.chunks(3, (2,), target=2, batch_size=2, progress=False, desc="")] == [2, 2]
+    assert [t for _, t in m.chunks(3, (2,), batch_size=2, progress=False, desc="")] == [None, None]
 
 
 def test_progress_switch(monkeypatch):
@@ -98,15 +107,22 @@ def test_registry_lists_and_dispatches(cnn, images):
     assert info["grad_cam"].layer and info["smoothgrad"].random
     assert info["integrated_gradients"].additive and info["saliency"].gradients
     assert info["saliency"].summary.startswith("Saliency")
-    assert info["conductance"].layer  # registered by pellucid.features, which loads lazily
+    assert info["conductance"].layer  # an attribution method, registered with the others
     a = pellucid.explain(cnn, images, method="integrated_gradients", steps=5)
     b = pellucid.integrated_gradients(cnn, images, steps=5)
     torch.testing.assert_close(a.values, b.values)
-    # Named positionally, a method= keyword reaches the method (IG's quadrature rule).
-    c = pellucid.explain(cnn, images, "integrated_gradients", steps=5, method="riemann_left")
-    d = pellucid.integrated_gradients(cnn, images, steps=5, method="riemann_left")
-    assert c.params["method"] == "riemann_left"
+    # IG's quadrature is rule=; its old name method= still reaches it for one release (warned),
+    # also through explain() when the method's name is given positionally.
+    c = pellucid.explain(cnn, images, "integrated_gradients", steps=5, rule="riemann_left")
+    with pytest.warns(DeprecationWarning, match="rule="):
+        d = pellucid.explain(cnn, images, "integrated_gradients", steps=5, method="riemann_left")
+    with pytest.warns(DeprecationWarning, match="rule="):
+        e = pellucid.integrated_gradients(cnn, images, steps=5, method="riemann_left")
+    assert c.params["rule"] == d.params["rule"] == e.params["rule"] == "riemann_left"
+    assert c.method == "integrated_gradients" and "seconds" in c.meta
     torch.testing.assert_close(c.values, d.values)
+    torch.testing.assert_close(c.values, e.values)
+    assert not torch.allclose(c.values, a.values)  # a different rule, different values
     with pytest.raises(TypeError, match="needs a method name"):
         pellucid.explain(cnn, images)
 

@@ -14,7 +14,8 @@ from .attribution import (
 from .attribution import exact_shapley, kernel_shap, lime, occlusion, permutation_shapley
 from .attribution import deeplift, guided_backprop, lrp
 from .explanation import Explanation
-from .model import Model, wrap
+from .model import Model
+from .adapters import wrap
 from .registry import explain, methods
 
 __version__ = "0.1.0"

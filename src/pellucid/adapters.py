@@ -1,7 +1,9 @@
-"""Black-box adapters for :func:`pellucid.wrap`: numpy callables, scikit-learn, ONNX, TorchScript.
+""":func:`wrap` turns what the user has into a :class:`~pellucid.model.Model`: a torch module, a
+callable on tensors, and through the black-box adapters numpy callables, scikit-learn, ONNX and
+TorchScript.
 
-Each adapter is a function ``obj -> Model | None`` in :data:`pellucid.model.ADAPTERS`, tried in
-order before the torch cases. A black-box model is evaluated on whole chunks of rows like any
+Each adapter is a function ``obj -> Model | None`` in :data:`ADAPTERS`, tried in order before
+the torch cases. A black-box model is evaluated on whole chunks of rows like any
 other (one call per chunk, the rows converted to numpy once), but gives no gradients:
 ``Model.differentiable`` is ``False`` and gradient methods raise
 :class:`~pellucid.errors.NotDifferentiableError` naming the methods that work.
@@ -28,9 +30,9 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-from .model import ADAPTERS, Model
+from .model import Model
 
-__all__ = ["numpy_model", "sklearn_model", "onnx_model", "torchscript_model", "MODEL_AGNOSTIC"]
+__all__ = ["wrap", "gradient_model", "ADAPTERS", "numpy_model", "sklearn_model", "onnx_model", "torchscript_model", "MODEL_AGNOSTIC"]
 
 #: Methods that need no gradients, named in errors when a gradient method meets a black box.
 MODEL_AGNOSTIC = ("occlusion", "lime", "kernel_shap", "exact_shapley", "permutation_shapley")
@@ -236,4 +238,65 @@ def _callable_adapter(obj: Any) -> Model | None:
     return model
 
 
-ADAPTERS.extend([_file_adapter, _sklearn_adapter, _callable_adapter])
+#: Functions ``obj -> Model | None`` that :func:`wrap` consults, in order, before the torch cases.
+ADAPTERS: list[Callable[[Any], Model | None]] = [_file_adapter, _sklearn_adapter, _callable_adapter]
+
+
+def wrap(
+    obj: Any,
+    *,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+    eval_mode: bool = True,
+) -> Model:
+    """Turn a model into a :class:`Model`.
+
+    Accepts a :class:`Model` (returned as is, or a copy with new settings), a ``torch.nn.Module``,
+    or any callable taking a batch tensor and returning one output row per input row. Further
+    kinds come through :data:`ADAPTERS` (see :mod:`pellucid.adapters`): callables on numpy
+    arrays, scikit-learn estimators (``predict_proba``, else ``predict``), ``.onnx`` files
+    (onnxruntime) and TorchScript files; all but TorchScript are black boxes (no gradients).
+
+    ``batch_size`` caps the rows in any one forward pass (default: about 2**18 input elements per
+    pass). ``eval_mode`` puts a module in eval mode while it is explained (restored after).
+    """
+    if isinstance(obj, Model):
+        if batch_size is None and device is None:
+            return obj
+        return Model(
+            obj.fn, module=obj.module, device=device or obj.device, dtype=obj.dtype,
+            batch_size=batch_size or obj.batch_size, differentiable=obj.differentiable,
+            eval_mode=obj.eval_mode, name=obj.name,
+        )
+    for adapter in ADAPTERS:
+        model = adapter(obj)
+        if model is not None:
+            if batch_size is not None:
+                model.batch_size = batch_size
+            if device is not None and model.differentiable:
+                model.device = torch.device(device)
+            model.eval_mode = eval_mode
+            return model
+    if isinstance(obj, nn.Module):
+        return Model(obj, module=obj, device=device, batch_size=batch_size, eval_mode=eval_mode)
+    if callable(obj):
+        module = getattr(obj, "__self__", None)
+        return Model(
+            obj,
+            module=module if isinstance(module, nn.Module) else None,
+            device=device,
+            batch_size=batch_size,
+            eval_mode=eval_mode,
+            name=getattr(obj, "__name__", None),
+        )
+    raise ModelError(
+        f"cannot explain an object of type {type(obj).__name__}: pass a torch.nn.Module or a "
+        "callable that maps a batch tensor to outputs"
+    )
+
+
+def gradient_model(model: Any, method: str, batch_size: int | None) -> Model:
+    """:func:`wrap` ``model`` and check it gives gradients (``method`` names the caller in errors)."""
+    m = wrap(model, batch_size=batch_size)
+    m.require_gradients(method)
+    return m

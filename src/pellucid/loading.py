@@ -30,7 +30,7 @@ def load_model(spec: str) -> Any:
     """The model named by ``spec``: a file path (``.onnx``, TorchScript) or ``module:function``."""
     path = Path(spec).expanduser()
     if path.exists():
-        from .model import wrap
+        from .adapters import wrap
 
         return wrap(str(path))
     if ":" in spec and not spec.startswith((".", "/")):

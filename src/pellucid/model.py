@@ -1,34 +1,39 @@
-"""The model seam: ``wrap()`` turns what the user has into a :class:`Model`.
+"""The model seam: a :class:`Model` is what every method runs (``pellucid.wrap`` builds one).
 
 A :class:`Model` knows its device and dtype, whether it gives gradients, and how to run rows in
 chunks of at most ``batch_size``. Every method calls the shared mechanics here (input checks,
 target selection, chunked forward passes, input gradients of the explained output) instead of
 keeping its own copy.
 
-Black-box adapters (numpy callables, scikit-learn, ONNX) plug in through :data:`ADAPTERS`: a list
-of functions ``obj -> Model | None`` tried in order before the built-in torch cases.
+Turning what the user has (a module, a callable, a scikit-learn estimator, an ONNX file) into a
+:class:`Model` is :func:`pellucid.adapters.wrap`'s job, one floor up.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import _state
-from .errors import InputError, LayerError, ModelError, NotDifferentiableError, TargetError
+from ._hooks import find_layer
+from .errors import InputError, ModelError, NotDifferentiableError, PellucidError, TargetError
 
 __all__ = [
-    "Model", "wrap", "ADAPTERS", "default_batch_size", "progress_enabled", "select_target",
-    "normalize_target", "gather",
+    "Model", "Chunk", "default_batch_size", "default_forward_rows", "progress_enabled",
+    "select_target", "normalize_target", "gather", "outputs_2d",
 ]
 
-#: Functions ``obj -> Model | None`` consulted by :func:`wrap` before the torch cases.
-ADAPTERS: list[Callable[[Any], "Model | None"]] = []
+
+class Chunk(NamedTuple):
+    """One chunk of rows: the ``rows`` slice and the ``target`` for those rows."""
+
+    rows: slice
+    target: "int | torch.Tensor | None"
 
 # Rows per forward pass are chosen so that one chunk holds about this many input elements:
 # large enough to keep a CPU or GPU busy (Captum's default of one chunk per call is 1.7x slower
@@ -192,13 +197,15 @@ class Model:
         """
         try:
             out = self.fn(x)
+        except PellucidError:  # raised on purpose by a hook or a nested pellucid call
+            raise
         except (RuntimeError, ValueError, IndexError) as err:
             raise InputError(
                 f"the model failed on inputs with rows shaped {tuple(x.shape[1:])}: {err}. Check that the "
                 "inputs have the rank and shape the model expects, with the batch first "
                 "(a single example needs a leading batch dimension: x[None])"
             ) from err
-        return _outputs_2d(out, x.shape[0])
+        return outputs_2d(out, x.shape[0])
 
     def outputs(
         self, x: torch.Tensor, *, batch_size: int | None = None, progress: bool | None = None
@@ -207,16 +214,22 @@ class Model:
         size = self.batch_rows(x.shape[1:], batch_size, forward_only=True)
         show = progress_enabled(progress)
         with torch.no_grad():
-            parts = [self.forward(x[s]) for s in _chunks(len(x), size, progress=show, desc="forward")]
+            parts = [self.forward(x[rows]) for rows in _chunks(len(x), size, progress=show, desc="forward")]
         return torch.cat(parts)
 
     def chunks(
-        self, n: int, row_shape: Sequence[int], *, batch_size: int | None, progress: bool | None,
-        desc: str, forward_only: bool = False,
-    ) -> Iterator[slice]:
-        """Slices of ``range(n)`` of at most the batch size, with a progress bar on long runs."""
+        self, n: int, row_shape: Sequence[int], *, target: Any = None, batch_size: int | None,
+        progress: bool | None, desc: str, forward_only: bool = False,
+    ) -> Iterator[Chunk]:
+        """:class:`Chunk` ``(rows, target)`` covering ``range(n)``: ``rows`` a slice of at most the
+        batch size, ``target`` that slice of a per-row target (an ``int`` or ``None`` as given).
+
+        A progress bar appears on runs longer than two seconds (``progress``).
+        """
         size = self.batch_rows(row_shape, batch_size, forward_only=forward_only)
-        return _chunks(n, size, progress=progress_enabled(progress), desc=desc)
+        per_row = normalize_target(target, n) if target is not None else None
+        for rows in _chunks(n, size, progress=progress_enabled(progress), desc=desc):
+            yield Chunk(rows, per_row[rows] if isinstance(per_row, torch.Tensor) else per_row)
 
     # -- gradients ------------------------------------------------------------------------------
     def require_gradients(self, method: str) -> None:
@@ -260,11 +273,10 @@ class Model:
         progress: bool | None = None, desc: str = "gradients",
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`target_gradient` over all rows in chunks: ``(gradients, outputs, target)``."""
-        per_row = normalize_target(target, len(x))
         grads, outs, targets = [], [], []
-        for s in self.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc=desc):
-            t = per_row[s] if isinstance(per_row, torch.Tensor) else per_row
-            g, o, tt = self.target_gradient(x[s], t)
+        for rows, t in self.chunks(len(x), x.shape[1:], target=target, batch_size=batch_size,
+                                   progress=progress, desc=desc):
+            g, o, tt = self.target_gradient(x[rows], t)
             grads.append(g)
             outs.append(o)
             targets.append(tt)
@@ -273,25 +285,7 @@ class Model:
     # -- layers ---------------------------------------------------------------------------------
     def layer(self, layer: str | nn.Module) -> nn.Module:
         """The submodule named by a dotted path (``"features.2"``) or given as a module."""
-        if self.module is None:
-            raise LayerError(f"{self.name} is not a torch module, so it has no layers to select")
-        named = dict(self.module.named_modules())
-        if isinstance(layer, nn.Module):
-            if any(m is layer for m in named.values()):
-                return layer
-            raise LayerError(
-                f"the module {type(layer).__name__} given as layer is not part of {self.name}"
-            )
-        if isinstance(layer, str) and layer in named and layer != "":
-            return named[layer]
-        names = [n for n in named if n]
-        shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
-        raise LayerError(f"unknown layer {layer!r} in {self.name}; its layers are: {shown}")
-
-
-def layer_name(m: Model, layer: nn.Module) -> str:
-    """The dotted name of ``layer`` inside ``m``'s module."""
-    return next(name for name, mod in m.module.named_modules() if mod is layer)
+        return find_layer(self, layer)[0]
 
 
 def _infer_device(module: nn.Module | None) -> torch.device:
@@ -311,7 +305,7 @@ def _infer_dtype(module: nn.Module | None) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _outputs_2d(out: Any, n: int) -> torch.Tensor:
+def outputs_2d(out: Any, n: int) -> torch.Tensor:
     """Model output as ``(n, k)``: ``.logits`` of a Hugging Face output, first of a tuple."""
     if hasattr(out, "logits"):
         out = out.logits
@@ -393,60 +387,3 @@ def select_target(outputs: torch.Tensor, target: Any) -> torch.Tensor:
 def gather(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``outputs[i, target[i]]`` for every row."""
     return outputs.gather(1, target[:, None].to(outputs.device)).squeeze(1)
-
-
-def wrap(
-    obj: Any,
-    *,
-    batch_size: int | None = None,
-    device: torch.device | str | None = None,
-    eval_mode: bool = True,
-) -> Model:
-    """Turn a model into a :class:`Model`.
-
-    Accepts a :class:`Model` (returned as is, or a copy with new settings), a ``torch.nn.Module``,
-    or any callable taking a batch tensor and returning one output row per input row. Further
-    kinds come through :data:`ADAPTERS` (see :mod:`pellucid.adapters`): callables on numpy
-    arrays, scikit-learn estimators (``predict_proba``, else ``predict``), ``.onnx`` files
-    (onnxruntime) and TorchScript files; all but TorchScript are black boxes (no gradients).
-
-    ``batch_size`` caps the rows in any one forward pass (default: about 2**18 input elements per
-    pass). ``eval_mode`` puts a module in eval mode while it is explained (restored after).
-    """
-    if isinstance(obj, Model):
-        if batch_size is None and device is None:
-            return obj
-        return Model(
-            obj.fn, module=obj.module, device=device or obj.device, dtype=obj.dtype,
-            batch_size=batch_size or obj.batch_size, differentiable=obj.differentiable,
-            eval_mode=obj.eval_mode, name=obj.name,
-        )
-    for adapter in ADAPTERS:
-        model = adapter(obj)
-        if model is not None:
-            if batch_size is not None:
-                model.batch_size = batch_size
-            if device is not None and model.differentiable:
-                model.device = torch.device(device)
-            model.eval_mode = eval_mode
-            return model
-    if isinstance(obj, nn.Module):
-        return Model(obj, module=obj, device=device, batch_size=batch_size, eval_mode=eval_mode)
-    if callable(obj):
-        module = getattr(obj, "__self__", None)
-        return Model(
-            obj,
-            module=module if isinstance(module, nn.Module) else None,
-            device=device,
-            batch_size=batch_size,
-            eval_mode=eval_mode,
-            name=getattr(obj, "__name__", None),
-        )
-    raise ModelError(
-        f"cannot explain an object of type {type(obj).__name__}: pass a torch.nn.Module or a "
-        "callable that maps a batch tensor to outputs"
-    )
-
-
-# The black-box adapters register themselves in ADAPTERS (after Model exists: they build Models).
-from . import adapters as _adapters  # noqa: E402,F401

@@ -1,16 +1,33 @@
-"""One registry of explanation methods: name -> function and what it needs.
+"""One registry of explanation methods and of the metrics that check them.
 
-The CLI, the report, ``explain()`` and (later) ``scale`` all look methods up here, so none of
-them keeps its own list. A method registers itself with :func:`register` where it is defined.
+The CLI, the report, :func:`explain`, ``evaluate.compare`` and (later) ``scale`` look methods and
+metrics up here, so none of them keeps its own list. A method registers itself with
+:func:`register` where it is defined, a metric with :func:`register_metric`.
+
+:func:`register` also does, once for every method, what each would otherwise repeat: it binds the
+call's arguments to the signature, and fills the returned :class:`~pellucid.Explanation`'s
+``method`` (the registered name), ``params`` (every option the call used, defaults included; the
+method's own entries, such as a layer's resolved name, take precedence) and ``meta["seconds"]``.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+import functools
+import inspect
+from typing import Any, Callable, Mapping
 
+from ._common import Stopwatch
+from ._deprecation import rename_keywords
 from .errors import UnknownMethodError
+from .explanation import Explanation
 
-__all__ = ["MethodInfo", "register", "get", "methods", "explain"]
+__all__ = [
+    "MethodInfo", "MetricInfo", "register", "register_metric", "get", "get_metric", "methods",
+    "metrics", "explain",
+]
+
+#: Arguments that are not options of the result: the model, the rows, and how the call is shown.
+_NOT_PARAMS = frozenset({"progress"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +44,34 @@ class MethodInfo:
     summary: str = ""
 
 
-_REGISTRY: dict[str, MethodInfo] = {}
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    """A registered metric: ``function(model, explanation, **options) -> Score``.
+
+    ``needs`` names what the metric needs beyond the model and the explanation (``"method"``: it
+    re-explains, so the explanation must come from a registered method; ``"mask"``: a ground-truth
+    region; ``"gradients"``: a differentiable model).
+    """
+
+    name: str
+    function: Callable[..., Any]
+    higher_is_better: bool
+    needs: frozenset[str] = frozenset()
+    summary: str = ""
+
+
+_METHODS: dict[str, MethodInfo] = {}
+_METRICS: dict[str, MetricInfo] = {}
+
+
+def _summary(function: Callable[..., Any]) -> str:
+    doc = (function.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def _check_new(store: Mapping[str, Any], name: str, function: Callable[..., Any], what: str) -> None:
+    if name in store and store[name].function.__wrapped__ is not function:
+        raise ValueError(f"{what} named {name!r} is already registered")
 
 
 def register(
@@ -38,65 +82,100 @@ def register(
     background: bool = False,
     random: bool = False,
     additive: bool = False,
+    renamed: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``function`` under ``name`` (its docstring's first line is its summary)."""
+    """Decorator: register an explanation method under ``name``.
+
+    The method is written as ``method(model, inputs, *, target=None, ...)`` returning an
+    :class:`Explanation`; it need not set ``method``, the call's ``params`` or the wall time (see
+    the module docstring). ``renamed={old: new}`` accepts old keyword names for one release, with
+    a ``DeprecationWarning``. The docstring's first line is the method's summary.
+    """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _REGISTRY and _REGISTRY[name].function is not function:
-            raise ValueError(f"an explanation method named {name!r} is already registered")
-        summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
-        _REGISTRY[name] = MethodInfo(
-            name, function, gradients, layer, background, random, additive, summary
-        )
+        _check_new(_METHODS, name, function, "an explanation method")
+        signature = inspect.signature(function)
+        skip = set(list(signature.parameters)[:2]) | _NOT_PARAMS
+
+        @functools.wraps(function)
+        def method(*args: Any, **kwargs: Any) -> Explanation:
+            if renamed:
+                kwargs = rename_keywords(function.__name__, kwargs, renamed)
+            clock = Stopwatch()
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            result = function(*bound.args, **bound.kwargs)
+            options = {k: v for k, v in bound.arguments.items() if k not in skip}
+            result.method = name
+            result.params = {**options, **result.params}
+            result.meta.setdefault("seconds", clock.seconds())
+            return result
+
+        method.__renamed__ = dict(renamed or {})  # type: ignore[attr-defined]
+        _METHODS[name] = MethodInfo(name, method, gradients, layer, background, random, additive,
+                                    _summary(function))
+        return method
+
+    return decorate
+
+
+def register_metric(
+    name: str, *, higher_is_better: bool, needs: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register a metric ``function(model, explanation, **options) -> Score``."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _METRICS and _METRICS[name].function is not function:
+            raise ValueError(f"a metric named {name!r} is already registered")
+        _METRICS[name] = MetricInfo(name, function, higher_is_better, frozenset(needs),
+                                    _summary(function))
         return function
 
     return decorate
 
 
-#: Packages that register methods but load lazily (``pellucid.features`` registers conductance).
-_LAZY_REGISTRANTS = ("pellucid.features",)
-
-
-def _load_lazy_registrants() -> None:
-    import importlib
-
-    for module in _LAZY_REGISTRANTS:
-        importlib.import_module(module)
-
-
 def get(name: str) -> MethodInfo:
     """The :class:`MethodInfo` registered under ``name``."""
-    if name not in _REGISTRY:
-        _load_lazy_registrants()
     try:
-        return _REGISTRY[name]
+        return _METHODS[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted(_METHODS))
         raise UnknownMethodError(
             f"no explanation method named {name!r}; registered methods: {known}"
         ) from None
 
 
+def get_metric(name: str) -> MetricInfo:
+    """The :class:`MetricInfo` registered under ``name`` (metrics register when
+    ``pellucid.evaluate`` is imported)."""
+    try:
+        return _METRICS[name]
+    except KeyError:
+        known = ", ".join(sorted(_METRICS)) or "none (import pellucid.evaluate)"
+        raise UnknownMethodError(f"no metric named {name!r}; registered metrics: {known}") from None
+
+
 def methods(*, details: bool = False) -> list[str] | list[MethodInfo]:
     """Names of all registered methods (sorted), or their :class:`MethodInfo` with ``details``."""
-    _load_lazy_registrants()
-    names = sorted(_REGISTRY)
-    return [_REGISTRY[n] for n in names] if details else names
+    names = sorted(_METHODS)
+    return [_METHODS[n] for n in names] if details else names
 
 
-def explain(model: Any, inputs: Any, *name: str, **params: Any):
+def metrics(*, details: bool = False) -> list[str] | list[MetricInfo]:
+    """Names of all registered metrics (sorted), or their :class:`MetricInfo` with ``details``."""
+    names = sorted(_METRICS)
+    return [_METRICS[n] for n in names] if details else names
+
+
+def explain(model: Any, inputs: Any, method: str | None = None, /, **params: Any) -> Explanation:
     """Run a registered method by name: ``explain(model, x, method="saliency", target=3)``.
 
-    The name may also be given positionally, ``explain(model, x, "integrated_gradients",
-    method="riemann_left")``; then a ``method=`` keyword goes to the explanation method itself
-    (Integrated Gradients calls its quadrature rule ``method``, as Captum does).
+    The name may also be given positionally, ``explain(model, x, "saliency", target=3)``.
     """
-    if len(name) > 1:
-        raise TypeError(f"explain() takes one method name, got {name!r}")
-    if name:
-        chosen = name[0]
-    elif "method" in params:
-        chosen = params.pop("method")
-    else:
-        raise TypeError("explain() needs a method name: explain(model, inputs, method='saliency')")
-    return get(chosen).function(model, inputs, **params)
+    if method is None:
+        if "method" not in params:
+            raise TypeError("explain() needs a method name: explain(model, inputs, method='saliency')")
+        method = params.pop("method")
+    if not isinstance(method, str):
+        raise UnknownMethodError(f"the method must be given by name (a str), got {method!r}")
+    return get(method).function(model, inputs, **params)

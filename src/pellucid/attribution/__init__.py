@@ -1,5 +1,6 @@
 """Why did the model predict this? Attribution methods, each returning an ``Explanation``."""
 from .cam import grad_cam, grad_cam_pp
+from .conductance import conductance, top_units
 from .control import input_attribution, random_attribution
 from .gradient import gradient_x_input, saliency
 from .integrated import integrated_gradients
@@ -20,6 +21,8 @@ __all__ = [
     "smoothgrad",
     "grad_cam",
     "grad_cam_pp",
+    "conductance",
+    "top_units",
     "random_attribution",
     "input_attribution",
     "exact_shapley",

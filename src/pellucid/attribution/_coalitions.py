@@ -133,7 +133,7 @@ def coalition_values(
     if nb <= size:
         # Whole (row, coalition) blocks of B background rows per chunk: one broadcast where()
         # builds the chunk, and the background average is a matrix-vector product.
-        for s in m.chunks(n * mz, row, batch_size=size // nb, progress=progress, desc=desc):
+        for s, _ in m.chunks(n * mz, row, batch_size=size // nb, progress=progress, desc=desc):
             ij = torch.arange(s.start, s.stop, device=x.device)
             i = ij // mz
             member = members(i, ij - i * mz)
@@ -146,7 +146,7 @@ def coalition_values(
             sel = out.view(c, nb, -1).gather(2, target[i].view(c, 1, 1).expand(c, nb, 1))
             vals[s] = sel.view(c, nb).double() @ wt
         return vals.view(n, mz)
-    for s in m.chunks(total, row, batch_size=size, progress=progress, desc=desc):
+    for s, _ in m.chunks(total, row, batch_size=size, progress=progress, desc=desc):
         flat = torch.arange(s.start, s.stop, device=x.device)
         ij = flat // nb
         i = ij // mz

@@ -12,26 +12,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._hooks import capture, find_layer
+from ..adapters import gradient_model
 from ..errors import InputError, LayerError
 from ..explanation import Explanation
-from ..model import Model, gather, layer_name, normalize_target, select_target
+from ..model import Model, gather, select_target
 from ..registry import register
-from ._common import Stopwatch, gradient_model
-from ._layer import capture, check_once
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
 def layer_activation_gradients(
-    m: Model, x: torch.Tensor, layer: nn.Module, target: Any
+    m: Model, x: torch.Tensor, layer: str | nn.Module, target: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """For one chunk: ``(A, ∂y_t/∂A, y_t, t)`` at ``layer``'s output, in one forward/backward."""
-    name = layer_name(m, layer)
-    with capture([layer], [name]) as seen, torch.enable_grad():
+    with capture(m, [layer]) as (run, seen), torch.enable_grad():
+        (name,) = seen
         out = m.forward(x.detach().requires_grad_(True))
         t = select_target(out, target)
         y = gather(out, t)
-        check_once(seen[name], name)
+        run.check_once(name)
         (grad,) = torch.autograd.grad(y.sum(), seen[name][0])
     return seen[name][0].detach(), grad.detach(), y.detach(), t
 
@@ -49,20 +49,19 @@ def _cam(
     batch_size: int | None,
     progress: bool | None,
 ) -> Explanation:
-    clock = Stopwatch()
     m = gradient_model(model, name, batch_size)
-    module = m.layer(layer)
+    _, layer_name, _ = find_layer(m, layer)
+    key = layer if isinstance(layer, str) else layer_name
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
-        per_row = normalize_target(target, len(x))
         maps, outputs, targets = [], [], []
-        for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc=name):
-            t = per_row[s] if isinstance(per_row, torch.Tensor) else per_row
-            acts, grads, y, tt = layer_activation_gradients(m, x[s], module, t)
+        for rows, t in m.chunks(len(x), x.shape[1:], target=target, batch_size=batch_size,
+                                progress=progress, desc=name):
+            acts, grads, y, tt = layer_activation_gradients(m, x[rows], key, t)
             if acts.dim() < 3:
                 raise LayerError(
                     f"{name} needs a layer whose output has channels and spatial dimensions "
-                    f"(n, C, H, W) or (n, C, L); {layer_name(m, module)!r} gives shape "
+                    f"(n, C, H, W) or (n, C, L); {key!r} gives shape "
                     f"{tuple(acts.shape)}. Pick a convolutional layer."
                 )
             weights = channel_weights(acts, grads)
@@ -85,12 +84,9 @@ def _cam(
         inputs=x,
         target=torch.cat(targets),
         outputs=torch.cat(outputs),
-        method=name,
-        params={"target": target, "layer": layer_name(m, module), "upsample": upsample,
-                "relu": relu, "batch_size": batch_size},
+        params={"layer": key},
         kind="image" if x.dim() == 4 else None,
-        meta={"forward_rows": len(x), "backward_rows": len(x), "layer_shape": list(layer_shape),
-              "seconds": clock.seconds()},
+        meta={"forward_rows": len(x), "backward_rows": len(x), "layer_shape": list(layer_shape)},
     )
 
 
@@ -125,8 +121,8 @@ def grad_cam(
     model: Any,
     inputs: Any,
     *,
-    layer: str | nn.Module,
     target: Any = None,
+    layer: str | nn.Module,
     upsample: bool = True,
     relu: bool = True,
     batch_size: int | None = None,
@@ -148,8 +144,8 @@ def grad_cam_pp(
     model: Any,
     inputs: Any,
     *,
-    layer: str | nn.Module,
     target: Any = None,
+    layer: str | nn.Module,
     upsample: bool = True,
     relu: bool = True,
     batch_size: int | None = None,

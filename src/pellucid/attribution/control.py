@@ -12,9 +12,10 @@ from typing import Any
 import torch
 
 from ..explanation import Explanation
-from ..model import gather, select_target, wrap
+from ..model import gather, select_target
+from ..adapters import wrap
 from ..registry import register
-from ._common import Stopwatch, generator, new_seed
+from .._common import Stopwatch, generator, new_seed
 
 
 def _control(name: str, model: Any, inputs: Any, target: Any, batch_size: int | None,

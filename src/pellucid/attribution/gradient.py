@@ -10,7 +10,8 @@ import torch
 
 from ..explanation import Explanation
 from ..registry import register
-from ._common import Stopwatch, gradient_model
+from .._common import Stopwatch
+from ..adapters import gradient_model
 
 
 @register("saliency", gradients=True)

@@ -5,14 +5,15 @@ from typing import Any
 
 import torch
 
+from .._common import resolve_baseline
+from ..adapters import gradient_model
 from ..explanation import Explanation
 from ..registry import register
-from ._common import Stopwatch, gradient_model, resolve_baseline
 from ._layer import layer_integrated_gradients
-from ._path import path_endpoints, path_rule_tensors
+from ._path import path_endpoints, path_rule_tensors, path_sum
 
 
-@register("integrated_gradients", gradients=True, additive=True)
+@register("integrated_gradients", gradients=True, additive=True, renamed={"method": "rule"})
 def integrated_gradients(
     model: Any,
     inputs: Any,
@@ -20,23 +21,25 @@ def integrated_gradients(
     target: Any = None,
     baseline: Any = None,
     steps: int = 50,
-    method: str = "gausslegendre",
+    rule: str = "gausslegendre",
     layer: Any = None,
     batch_size: int | None = None,
     progress: bool | None = None,
 ) -> Explanation:
     """Integrated Gradients: ``(x − x') ⊙ ∫₀¹ ∂f_t(x' + α(x − x'))/∂x dα``.
 
-    The integral is a quadrature with ``steps`` nodes (``method``: ``gausslegendre`` — the
-    default, far more accurate per step — or ``riemann_left``/``right``/``middle``/``trapezoid``).
-    Completeness ``Σ values = f_t(x) − f_t(x')`` holds up to the quadrature error, reported per
-    row by ``.delta``. The target is chosen at ``x``, not along the path.
+    The integral is a quadrature with ``steps`` nodes (``rule``: ``gausslegendre`` — the
+    default, far more accurate per step — or ``riemann_left``/``right``/``middle``/``trapezoid``;
+    ``method=`` is its old name). Completeness ``Σ values = f_t(x) − f_t(x')`` holds up to the
+    quadrature error, reported per row by ``.delta``. The target is chosen at ``x``, not along
+    the path.
 
     ``baseline`` x' is zeros by default, or a number, one row, or one row per input. All
     ``n · steps`` path points go through the model in chunks of at most ``batch_size`` rows,
     built on the fly so memory stays bounded.
 
-    ``layer`` (a module or its dotted name) attributes to that layer's output ``a`` instead:
+    ``layer`` (a module, its dotted name, or ``name@k`` for the k-th call of a reused module)
+    attributes to that layer's output ``a`` instead:
     ``(a(x) − a(x')) ⊙ ∫₀¹ ∂f_t/∂a (a(x') + α(a(x) − a(x'))) dα``, with the path run by a hook
     that replaces the layer's output (Captum's ``LayerIntegratedGradients``). ``values`` are
     shaped like the layer's output; inputs may be integer token ids (attribute through the
@@ -48,49 +51,32 @@ def integrated_gradients(
     at the inputs and the baselines (``3n`` with ``layer``). Reference: Sundararajan et al.
     2017, "Axiomatic Attribution for Deep Networks".
     """
-    clock = Stopwatch()
     m = gradient_model(model, "integrated_gradients", batch_size)
-    params = {"target": target, "baseline": baseline, "steps": steps, "method": method,
-              "batch_size": batch_size}
     if layer is not None:
-        return _layer_ig(m, inputs, layer, target, baseline, steps, method, batch_size,
-                         progress, params, clock)
+        return _layer_ig(m, inputs, layer, target, baseline, steps, rule, batch_size, progress)
     with m.explaining():
         x, alphas, weights, base, t, outputs, baseline_outputs = path_endpoints(
-            m, inputs, target, baseline, steps, method, batch_size)
-        n = len(x)
+            m, inputs, target, baseline, steps, rule, batch_size)
 
-        diff = x - base
-        total = torch.zeros_like(x)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        for s in m.chunks(n * steps, x.shape[1:], batch_size=batch_size, progress=progress,
-                          desc="integrated_gradients"):
-            flat = torch.arange(s.start, s.stop, device=x.device)
-            rows, k = flat // steps, flat % steps
-            points = base[rows] + alphas[k].view(shape) * diff[rows]
-            grads, _, _ = m.target_gradient(points, t[rows], checked=True)
-            total.index_add_(0, rows, grads * weights[k].view(shape))
+        def gradient(points: torch.Tensor, rows: torch.Tensor, _direction: torch.Tensor) -> torch.Tensor:
+            return m.target_gradient(points, t[rows], checked=True)[0]
+
+        total = path_sum(m, base, x, alphas, weights, gradient, batch_size=batch_size,
+                         progress=progress, desc="integrated_gradients")
+    n = len(x)
     return Explanation(
-        values=diff * total,
-        inputs=x,
-        target=t,
-        outputs=outputs,
+        values=(x - base) * total, inputs=x, target=t, outputs=outputs,
         baseline_outputs=baseline_outputs,
-        method="integrated_gradients",
-        params={"target": target, "baseline": baseline, "steps": steps, "method": method,
-                "batch_size": batch_size},
-        meta={"forward_rows": n * steps + 2 * n, "backward_rows": n * steps,
-              "seconds": clock.seconds()},
+        meta={"forward_rows": n * steps + 2 * n, "backward_rows": n * steps},
     )
 
 
-def _layer_ig(m, inputs, layer, target, baseline, steps, method, batch_size, progress, params,
-              clock) -> Explanation:
+def _layer_ig(m, inputs, layer, target, baseline, steps, rule, batch_size, progress) -> Explanation:
     """:func:`integrated_gradients` with ``layer=``: see :func:`._layer.layer_integrated_gradients`."""
     with m.explaining():
         x = m.prepare(inputs)
         dtype = m.dtype if not x.is_floating_point() else x.dtype
-        alphas, weights = path_rule_tensors(method, steps, device=x.device, dtype=dtype)
+        alphas, weights = path_rule_tensors(rule, steps, device=x.device, dtype=dtype)
         base = resolve_baseline(baseline, x)
         values, outputs, baseline_outputs, t, name = layer_integrated_gradients(
             m, x, base, layer, target, alphas=alphas, weights=weights, batch_size=batch_size,
@@ -98,7 +84,7 @@ def _layer_ig(m, inputs, layer, target, baseline, steps, method, batch_size, pro
     n = len(x)
     return Explanation(
         values=values, inputs=x, target=t, outputs=outputs, baseline_outputs=baseline_outputs,
-        method="integrated_gradients", params={**params, "layer": name},
+        params={"layer": name},
         meta={"forward_rows": n * steps + 3 * n, "backward_rows": n * steps,
-              "layer_shape": list(values.shape[1:]), "seconds": clock.seconds()},
+              "layer_shape": list(values.shape[1:])},
     )

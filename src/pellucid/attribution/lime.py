@@ -8,10 +8,11 @@ import torch
 
 from ..errors import BaselineError, InputError
 from ..explanation import Explanation
-from ..model import Model, gather, select_target, wrap
+from ..model import Model, gather, select_target
+from ..adapters import wrap
 from ..registry import register
 from ._coalitions import check_positive_int, coalition_values, resolve_background
-from ._common import Stopwatch, generator, new_seed
+from .._common import Stopwatch, generator, new_seed
 from ._groups import resolve_groups, spread
 
 __all__ = ["lime"]
@@ -47,7 +48,7 @@ def _explained(m: Model, points: torch.Tensor, t: torch.Tensor, batch_size, prog
     out = torch.empty(n * s, dtype=torch.float64, device=points.device)
     flat = points.reshape(n * s, *points.shape[2:])
     rows = torch.arange(n, device=points.device).repeat_interleave(s)
-    for sl in m.chunks(n * s, points.shape[2:], batch_size=batch_size, progress=progress, desc="lime",
+    for sl, _ in m.chunks(n * s, points.shape[2:], batch_size=batch_size, progress=progress, desc="lime",
                        forward_only=True):
         o = m.forward(flat[sl])
         out[sl] = o.gather(1, t[rows[sl]][:, None]).squeeze(1).double()

@@ -8,10 +8,11 @@ import torch
 
 from ..errors import InputError
 from ..explanation import Explanation
-from ..model import gather, select_target, wrap
+from ..model import gather, select_target
+from ..adapters import wrap
 from ..registry import register
 from ._coalitions import coalition_values
-from ._common import Stopwatch, resolve_baseline
+from .._common import Stopwatch, resolve_baseline
 from ._groups import resolve_groups, spread
 
 __all__ = ["occlusion", "window_masks"]

@@ -15,10 +15,11 @@ import torch
 
 from ..errors import InputError
 from ..explanation import Explanation
-from ..model import Model, gather, select_target, wrap
+from ..model import Model, gather, select_target
+from ..adapters import wrap
 from ..registry import register
 from ._coalitions import check_positive_int, coalition_values, expected_output, resolve_background
-from ._common import Stopwatch, generator, new_seed
+from .._common import Stopwatch, generator, new_seed
 from ._groups import resolve_groups, spread
 
 __all__ = ["exact_shapley", "kernel_shap", "permutation_shapley"]

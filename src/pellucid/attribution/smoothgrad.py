@@ -9,7 +9,8 @@ from ..errors import PellucidError
 from ..explanation import Explanation
 from ..model import gather, select_target
 from ..registry import get, register
-from ._common import Stopwatch, generator, gradient_model, new_seed
+from .._common import Stopwatch, generator, new_seed
+from ..adapters import gradient_model
 
 VARIANTS = ("mean", "squared", "var")
 
@@ -66,7 +67,7 @@ def smoothgrad(
         g = generator(used_seed, x.device)
         total = total_sq = None
         base_meta: dict[str, Any] = {}
-        for s in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
+        for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
                           desc="smoothgrad"):
             rows = torch.arange(s.start, s.stop, device=x.device) // samples
             eps = torch.randn((len(rows),) + x.shape[1:], generator=g, device=x.device, dtype=x.dtype)

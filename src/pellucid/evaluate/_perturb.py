@@ -15,10 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..attribution._common import generator, new_seed, resolve_baseline
+from .._common import generator, new_seed, resolve_baseline
 from ..errors import BaselineError, InputError, PellucidError
 from ..explanation import Explanation
-from ..model import Model, gather, wrap
+from ..model import Model, gather
+from ..adapters import wrap
 
 __all__ = [
     "OUTPUTS", "setup", "unit_scores", "values_like_inputs", "resolve_output", "explained_output",

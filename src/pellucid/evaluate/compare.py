@@ -18,7 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..explanation import Explanation
-from ..model import select_target, wrap
+from ..model import select_target
+from ..adapters import wrap
 from ..registry import explain, get
 from ._score import Score
 

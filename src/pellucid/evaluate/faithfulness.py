@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..attribution._common import Stopwatch
+from .._common import Stopwatch
 from ..errors import InputError
 from ..explanation import Explanation
 from ._perturb import (
@@ -106,7 +106,7 @@ def removal_curves(
         shape = (-1,) + (1,) * (x.dim() - 1)
         used = None
         with torch.no_grad():
-            for s in m.chunks(n * points, x.shape[1:], batch_size=batch_size, progress=progress,
+            for s, _ in m.chunks(n * points, x.shape[1:], batch_size=batch_size, progress=progress,
                               desc=metric):
                 flat = torch.arange(s.start, s.stop, device=x.device)
                 i, step = flat // points, flat % points

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..attribution._common import Stopwatch
+from .._common import Stopwatch
 from ..errors import InputError
 from ..explanation import Explanation
 from ._perturb import (
@@ -90,7 +90,7 @@ def faithfulness_correlation(
         sums = torch.empty(n * samples, dtype=torch.float64, device=x.device)
         drops = torch.empty_like(sums)
         with torch.no_grad():
-            for s in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
+            for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
                               desc="faithfulness_correlation"):
                 i = torch.arange(s.start, s.stop, device=x.device) // samples
                 mask = _subsets(used_seed, s.start, s.stop, units, subset_size, x.device)
@@ -193,7 +193,7 @@ def infidelity(
         dots = torch.empty(n * samples, dtype=torch.float64, device=x.device)
         drops = torch.empty_like(dots)
         with torch.no_grad():
-            for s in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
+            for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
                               desc="infidelity"):
                 i = torch.arange(s.start, s.stop, device=x.device) // samples
                 if perturbation == "gaussian":

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attribution._common import Stopwatch, new_seed
+from .._common import Stopwatch, new_seed
 from ..errors import InputError, ModelError
 from ..explanation import Explanation
-from ..model import Model, wrap
+from ..model import Model
+from ..adapters import wrap
 from ..registry import get
 from ._score import Score
 

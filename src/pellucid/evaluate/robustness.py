@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..attribution._common import Stopwatch
+from .._common import Stopwatch
 from ..errors import PellucidError
 from ..explanation import Explanation
 from ..registry import get
@@ -67,7 +67,7 @@ def sensitivities(
     norms = flat.norm(dim=1).double()
     ratios = torch.empty(n * samples, dtype=torch.float64, device=x.device)
     cost = {"forward_rows": 0, "backward_rows": 0}
-    for s in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
+    for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
                       desc="sensitivity"):
         i = torch.arange(s.start, s.stop, device=x.device) // samples
         eps = _noise(used_seed, s.start, s.stop, x.shape[1:], radius, x.device, x.dtype)

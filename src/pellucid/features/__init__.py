@@ -13,7 +13,7 @@ and which units carry a decision.
 """
 from .activations import activations
 from .attention import attention
-from .conductance import conductance, top_units
+from ..attribution.conductance import conductance, top_units
 from .maximize import Visualization, maximize
 from .objectives import Objective, channel, class_logit, direction, neuron
 from .rollout import attention_flow, attention_rollout

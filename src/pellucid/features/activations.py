@@ -12,9 +12,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..attribution._layer import capture, layer_name
+from ..attribution._layer import capture
+from .._hooks import layer_name
 from ..errors import InputError, LayerError
-from ..model import Model, wrap
+from ..model import Model
+from ..adapters import wrap
 
 __all__ = ["activations", "resolve_layers"]
 
@@ -59,9 +61,9 @@ def activations(
         x = m.prepare(inputs)
         parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         with torch.no_grad():
-            for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
+            for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
                               desc="activations"):
-                with capture(modules, names) as seen:
+                with capture(m, names) as (_, seen):
                     m.forward(x[s])
                 for name in names:
                     calls = seen[name]

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError, ModelError, PellucidError
-from ..model import Model, _chunks, progress_enabled, wrap
+from ..model import Model, _chunks, progress_enabled
+from ..adapters import wrap
 
 __all__ = ["attention", "attention_modules"]
 

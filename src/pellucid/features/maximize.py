@@ -15,10 +15,11 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from ..attribution._common import generator, new_seed
+from .._common import generator, new_seed
 from ..attribution._layer import capture
 from ..errors import InputError, LayerError
-from ..model import progress_enabled, wrap
+from ..model import progress_enabled
+from ..adapters import wrap
 from ._param import image_param, make_transform, total_variation
 from .activations import resolve_layers
 from .objectives import Objective, as_objective
@@ -71,7 +72,7 @@ def _threads_for(device: torch.device, elements: int) -> Iterator[None]:
 
 
 def _evaluate(m, x, objective: Objective, modules, names) -> torch.Tensor:
-    with capture(modules, names) as seen:
+    with capture(m, names) as (_, seen):
         out = m.forward(x)
     acts = {}
     for name in names:

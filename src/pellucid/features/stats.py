@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError, LayerError
-from ..model import Model, wrap
+from ..model import Model
+from ..adapters import wrap
 from .activations import resolve_layers
 
 __all__ = ["activation_stats", "ActivationStats", "LayerStats", "ACTIVATIONS", "SATURATION"]
@@ -196,7 +197,7 @@ def _batches(m: Model, data: Any, batch_size: int | None, progress: bool | None)
     """Tensors of rows: chunks of one array, or the items of an iterable (first of a tuple)."""
     if isinstance(data, (torch.Tensor, np.ndarray)) or hasattr(data, "to_numpy"):
         x = m.prepare(data, name="data")
-        for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
+        for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
                           desc="activation_stats"):
             yield x[s]
         return

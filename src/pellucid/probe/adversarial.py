@@ -27,9 +27,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..attribution._common import Stopwatch, generator, new_seed
+from .._common import Stopwatch, generator, new_seed
 from ..errors import InputError, ModelError, NotDifferentiableError, TargetError, UnknownMethodError
-from ..model import Model, normalize_target, select_target, wrap
+from ..model import Model, normalize_target, select_target
+from ..adapters import wrap
 from ._result import AttackResult, RobustnessCurve
 
 __all__ = ["fgsm", "pgd", "robustness_curve", "AttackResult", "RobustnessCurve"]
@@ -151,7 +152,7 @@ def fgsm(
     sign = -1.0 if targeted else 1.0
     advs, preds, origs, targets = [], [], [], []
     with m.explaining():
-        for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc="fgsm"):
+        for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc="fgsm"):
             g, out, t = _loss_gradient(m, x[s], _per_row(per_row, s))
             adv = _bound(x[s] + sign * eps * g.sign(), bounds)
             with torch.no_grad():
@@ -233,7 +234,7 @@ def pgd(
     sign = -1.0 if targeted else 1.0
     advs, preds, origs, targets = [], [], [], []
     with m.explaining():
-        for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc="pgd"):
+        for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc="pgd"):
             x0 = x[s]
             with torch.no_grad():
                 out0 = m.forward(x0)

@@ -39,9 +39,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..attribution._common import Stopwatch, generator, new_seed
+from .._common import Stopwatch, generator, new_seed
 from ..errors import InputError, ModelError, NotDifferentiableError
-from ..model import select_target, wrap
+from ..model import select_target
+from ..adapters import wrap
 from ._growing_spheres import growing_spheres
 
 __all__ = ["counterfactual", "Counterfactuals"]
@@ -352,7 +353,7 @@ def counterfactual(
             with torch.enable_grad():
                 grad = torch.zeros_like(x_rep)
                 preds = torch.empty(n * k, dtype=torch.long, device=x.device)
-                for sl in m.chunks(n * k, (d,), batch_size=batch_size, progress=False, desc="counterfactual"):
+                for sl, _ in m.chunks(n * k, (d,), batch_size=batch_size, progress=False, desc="counterfactual"):
                     dl = delta[sl]
                     z = m.forward(x_rep[sl] + dl)
                     zt = z.gather(1, t[sl, None]).squeeze(1)

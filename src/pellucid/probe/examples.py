@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, LayerError
-from ..model import Model, wrap
+from ..model import Model
+from ..adapters import wrap
 from .intervention import _HookAbort, forward_hook, layer_name
 
 __all__ = ["nearest_examples", "NearestExamples"]
@@ -106,7 +107,7 @@ def nearest_examples(
             qrep = F.normalize(qrep, dim=1)
         best_d = qrep.new_empty((len(q), 0))
         best_i = torch.empty((len(q), 0), dtype=torch.long, device=qrep.device)
-        for s in m.chunks(len(data), data.shape[1:], batch_size=batch_size, progress=progress,
+        for s, _ in m.chunks(len(data), data.shape[1:], batch_size=batch_size, progress=progress,
                           desc="nearest examples"):
             rep = _representation(m, module, data[s])
             if metric == "cosine":

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import InputError, LayerError
-from ..model import Model, gather, layer_name, normalize_target, select_target, wrap
+from ..model import Model, gather, normalize_target, select_target
+from .._hooks import layer_name
+from ..adapters import wrap
 
 __all__ = ["intervene", "ablate", "patch", "InterventionResult", "AblationResult", "PatchResult"]
 
@@ -273,7 +275,7 @@ def ablate(
         with forward_hook(m, module, record) as calls:
             before_all = torch.cat([
                 run_once(m, module, x[s], calls)
-                for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
+                for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
                                   desc="ablate")
             ])
         idx = state["units"]
@@ -287,7 +289,7 @@ def ablate(
         with forward_hook(m, module, replace) as calls:
             after_all = torch.cat([
                 run_once(m, module, x[s], calls)
-                for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
+                for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
                                   desc="ablate")
             ])
     t = select_target(before_all, target)
@@ -381,7 +383,7 @@ def patch(
 
         parts: dict[str, list[torch.Tensor]] = {"clean": [], "corrupt": [], "patched": [], "t": []}
         with forward_hook(m, module, hook) as calls:
-            for s in m.chunks(len(xc), xc.shape[1:], batch_size=batch_size, progress=progress,
+            for s, _ in m.chunks(len(xc), xc.shape[1:], batch_size=batch_size, progress=progress,
                               desc="patch"):
                 state["mode"] = "record"
                 out_c = run_once(m, module, xc[s], calls)

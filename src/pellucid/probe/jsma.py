@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from ..attribution._common import Stopwatch
+from .._common import Stopwatch
 from ..errors import InputError, ModelError, NotDifferentiableError, TargetError
 from ..model import Model, normalize_target, select_target
 from ._result import AttackResult
@@ -231,7 +231,7 @@ def jsma(
     loops = 0
     fwd = bwd = 0
     with m.explaining():
-        for s in m.chunks(n, x.shape[1:], batch_size=batch_size, progress=progress, desc="jsma"):
+        for s, _ in m.chunks(n, x.shape[1:], batch_size=batch_size, progress=progress, desc="jsma"):
             x0 = x[s]
             with torch.no_grad():
                 out0 = m.forward(x0)

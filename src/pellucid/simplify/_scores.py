@@ -38,7 +38,7 @@ def _loss_grads(module: nn.Module, model: Model, x: torch.Tensor, y: torch.Tenso
     for p in module.parameters():
         p.requires_grad_(True)
     with torch.enable_grad():
-        for s in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc="scores"):
+        for s, _ in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc="scores"):
             out = model.forward(x[s])
             target = y[s] if y is not None else out.detach().argmax(dim=1)
             loss = F.cross_entropy(out, target, reduction="sum") / len(x)
@@ -122,7 +122,7 @@ def unit_scores(module: nn.Module, layers: dict[str, nn.Module], criterion: str,
     scores = {n: torch.zeros(m.weight.shape[0], device=m.weight.device) for n, m in layers.items()}
     try:
         with torch.enable_grad():
-            for s in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc="scores"):
+            for s, _ in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc="scores"):
                 xs = x[s].detach().requires_grad_(True)  # so activations carry a graph
                 acts.clear()
                 out = model.forward(xs)

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..model import Model, gather, select_target, wrap
+from ..model import Model, gather, select_target
+from ..adapters import wrap
 from ._common import classes, predict, split_data
 from ._report import table
 from .surrogate import names_for

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..model import wrap
+from ..adapters import wrap
 from ._common import classes, predict, split_data
 from ._report import table
 from .surrogate import SurrogateTree, _rows

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..model import wrap
+from ..adapters import wrap
 from ._common import classes, predict, train_and_test
 
 __all__ = ["SurrogateTree", "surrogate_tree"]

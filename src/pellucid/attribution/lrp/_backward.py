@@ -15,7 +15,8 @@ import torch
 from torch import fx
 
 from ...errors import InputError, UnsupportedLayerError
-from ...model import Model, _outputs_2d, gather, normalize_target, select_target
+from ...model import Model, gather, normalize_target, select_target
+from ...model import outputs_2d
 from .trace import Traced
 
 Handler = Callable[..., Any]
@@ -67,13 +68,12 @@ def run(
     like the inputs, or None), ``outputs`` and ``target`` (per row) and, with a ``reference``
     (DeepLIFT's baseline rows, run in the same pass as the inputs), ``reference_outputs``.
     """
-    per_row = normalize_target(target, len(x))
     parts: dict[str, list[torch.Tensor]] = {"grad": [], "sink": [], "outputs": [], "target": [],
                                              "reference_outputs": []}
     interp = _Interpreter(traced.gm, handlers)
     float_input = x.is_floating_point()
     any_sink = False
-    for s in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc=desc):
+    for s, t in m.chunks(len(x), x.shape[1:], target=target, batch_size=batch_size, progress=progress, desc=desc):
         xc = x[s]
         n = len(xc)
         leaf = (torch.cat([xc, reference[s]]) if reference is not None else xc).detach()
@@ -91,8 +91,7 @@ def run(
                     "Check that the inputs have the rank and shape the model expects, with the "
                     "batch first (a single example needs a leading batch dimension: x[None])"
                 ) from err
-            out = _outputs_2d(raw, len(leaf))
-            t = per_row[s] if isinstance(per_row, torch.Tensor) else per_row
+            out = outputs_2d(raw, len(leaf))
             t = select_target(out[:n], t)
             selected = gather(out[:n], t)
             wrt = ([leaf] if float_input else []) + [sink for sink, _ in sinks.items]

@@ -9,7 +9,8 @@ from torch import fx, nn
 
 from ...explanation import Explanation
 from ...registry import register
-from .._common import Stopwatch, gradient_model, resolve_baseline
+from ..._common import Stopwatch, resolve_baseline
+from ...adapters import gradient_model
 from . import _backward
 from .trace import original, require_module, trace, Traced
 

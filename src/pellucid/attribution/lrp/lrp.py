@@ -10,7 +10,8 @@ from torch import fx, nn
 from ...errors import UnsupportedLayerError
 from ...explanation import Explanation
 from ...registry import register
-from .._common import Stopwatch, gradient_model
+from ..._common import Stopwatch
+from ...adapters import gradient_model
 from . import _backward
 from .canonizers import batchnorm_pairs, merged_affine
 from .composites import Composite, resolve

@@ -6,7 +6,7 @@ import torch
 
 from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError, NotDifferentiableError
-from pellucid.model import wrap
+from pellucid.adapters import wrap
 from pellucid.simplify import Importance, global_importance
 from pellucid.simplify import importance as importance_mod
 from pellucid.zoo import planted_tabular, planted_tabular_mlp

@@ -27,27 +27,27 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 
-from ..attribution._common import Stopwatch, gradient_model
-from ..attribution._layer import check_once, layer_name, replacing
-from ..attribution._path import path_endpoints
+from .._hooks import find_layer, replacing
+from ..adapters import gradient_model
 from ..errors import InputError, LayerError, NotDifferentiableError
 from ..explanation import Explanation
 from ..model import gather
 from ..registry import register
+from ._path import path_endpoints, path_sum
 
 __all__ = ["conductance", "top_units"]
 
 
-@register("conductance", gradients=True, layer=True, additive=True)
+@register("conductance", gradients=True, layer=True, additive=True, renamed={"method": "rule"})
 def conductance(
     model: Any,
     inputs: Any,
     *,
-    layer: str | nn.Module,
     target: Any = None,
+    layer: str | nn.Module,
     baseline: Any = None,
     steps: int = 50,
-    method: str = "gausslegendre",
+    rule: str = "gausslegendre",
     batch_size: int | None = None,
     progress: bool | None = None,
 ) -> Explanation:
@@ -55,43 +55,33 @@ def conductance(
 
     ``values`` are shaped like the layer's output ``(n, *layer shape)`` (rank units with
     :func:`top_units`); ``Σ values = F_t(x) − F_t(x')`` per row up to the quadrature error
-    (``.delta``). ``baseline``, ``steps`` and ``method`` as for
+    (``.delta``). ``baseline``, ``steps`` and ``rule`` as for
     :func:`~pellucid.integrated_gradients`. Inputs must be floats (forward-mode derivatives do
     not pass through token ids: for text, use layers after the embedding or IG with ``layer=``).
     Cost: ``n · steps`` forward (with tangents) and partial backward passes.
     """
-    clock = Stopwatch()
     m = gradient_model(model, "conductance", batch_size)
-    module = m.layer(layer)
-    name = layer_name(m, module)
+    _, name, _ = find_layer(m, layer)
+    key = layer if isinstance(layer, str) else name
     with m.explaining():
         x, alphas, weights, base, t, outputs, baseline_outputs = path_endpoints(
-            m, inputs, target, baseline, steps, method, batch_size)
-        n = len(x)
-        diff = x - base
-        total: torch.Tensor | None = None
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        for s in m.chunks(n * steps, x.shape[1:], batch_size=batch_size, progress=progress,
-                          desc="conductance"):
-            flat = torch.arange(s.start, s.stop, device=x.device)
-            rows, k = flat // steps, flat % steps
-            points = base[rows] + alphas[k].view(shape) * diff[rows]
-            part = _chunk(m, module, name, points, diff[rows], t[rows])
-            if total is None:
-                total = torch.zeros((n, *part.shape[1:]), dtype=part.dtype, device=part.device)
-            total.index_add_(0, rows, part * weights[k].view((-1,) + (1,) * (part.dim() - 1)))
+            m, inputs, target, baseline, steps, rule, batch_size)
+
+        def flow(points: torch.Tensor, rows: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+            return _chunk(m, key, points, direction, t[rows])
+
+        total = path_sum(m, base, x, alphas, weights, flow, batch_size=batch_size,
+                         progress=progress, desc="conductance")
+    n = len(x)
     return Explanation(
         values=total, inputs=x, target=t, outputs=outputs, baseline_outputs=baseline_outputs,
-        method="conductance",
-        params={"layer": name, "target": target, "baseline": baseline, "steps": steps,
-                "method": method, "batch_size": batch_size},
-        kind=None,
+        params={"layer": key}, kind=None,
         meta={"forward_rows": n * steps + 2 * n, "backward_rows": n * steps,
-              "layer_shape": list(total.shape[1:]), "seconds": clock.seconds()},
+              "layer_shape": list(total.shape[1:])},
     )
 
 
-def _chunk(m: Any, module: nn.Module, name: str, points: torch.Tensor, direction: torch.Tensor,
+def _chunk(m: Any, name: str, points: torch.Tensor, direction: torch.Tensor,
            target: torch.Tensor) -> torch.Tensor:
     """``∂F/∂y ⊙ J_y · direction`` at each point: one forward (with tangents) and a backward."""
     leaves: list[torch.Tensor] = []
@@ -106,14 +96,14 @@ def _chunk(m: Any, module: nn.Module, name: str, points: torch.Tensor, direction
 
     with fwAD.dual_level():
         dual = fwAD.make_dual(points, direction)
-        with torch.enable_grad(), replacing(module, name, cut) as calls:
+        with torch.enable_grad(), replacing(m, name, cut) as (run, _):
             try:
                 out = m.forward(dual)
             except RuntimeError as err:  # an op without a forward-mode derivative
                 raise NotDifferentiableError(
                     f"conductance needs forward-mode derivatives up to layer {name!r}, and an "
                     f"operation before it has none: {err}") from err
-            check_once(calls, name)
+            run.check_once(name)
             if tangents[0] is None:
                 raise LayerError(f"layer {name!r} does not depend on the inputs; it has no conductance")
             y = gather(out, target)
