@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench docs
+
+# the documentation site, every code block on its pages executed, into site/
+docs: $(STAMP)
+	test -x $(VENV)/bin/mkdocs || $(PY) -m pip install -q -e '.[docs]'
+	$(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) pellucid-demo build dist src/*.egg-info
+	rm -rf $(VENV) pellucid-demo pellucid-out site build dist src/*.egg-info
