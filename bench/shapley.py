@@ -133,7 +133,7 @@ def kernel_case() -> dict[str, Any]:
             "shap_kernel": _rms(sv_default, ref.values),
             "shap_kernel (l1_reg=False)": _rms(sv_full, ref.values),
             "captum_kernelshap (vs its one-baseline game)": _rms(theirs, exact_mean),
-            "reference max standard error": float(ref.meta["standard_errors"].max()),
+            "reference max standard error": float(ref.per_row["standard_errors"].max()),
             "shap_kernel nonzero values per row (of 20)": float((np.abs(sv_default) > 0).sum(1).mean()),
         },
         "error_kind": "RMS vs reference",

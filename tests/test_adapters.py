@@ -88,7 +88,7 @@ def test_sklearn_mlp_on_breast_cancer_end_to_end(cancer_mlp):
     top_k, top_p = expl.values.abs().argmax(1), perm.values.abs().argmax(1)
     assert (top_k == top_p).all()
     lim = pellucid.lime(clf, x, background=bg, target=1, seed=0, samples=500)
-    assert lim.values.shape == (2, 30) and (lim.meta["r2"] > 0).all()
+    assert lim.values.shape == (2, 30) and (lim.per_row["r2"] > 0).all()
 
 
 def test_sklearn_regressor_uses_predict():

@@ -96,7 +96,7 @@ def test_bad_options(cnn, images):
         pellucid.integrated_gradients(cnn, images, rule="simpson")
     with pytest.raises(InputError, match="steps must be a positive integer"):
         pellucid.integrated_gradients(cnn, images, steps=0)
-    with pytest.raises(ValueError, match="unknown SmoothGrad variant"):
+    with pytest.raises(InputError, match="variant .*must be one of .*got .median."):
         pellucid.smoothgrad(cnn, images, variant="median")
     with pytest.raises(PellucidError, match="deterministic gradient method"):
         pellucid.smoothgrad(cnn, images, base="smoothgrad")

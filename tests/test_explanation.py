@@ -78,3 +78,24 @@ def test_to_numpy_and_kinds(expl):
     assert isinstance(expl.numpy(), np.ndarray) and expl.numpy().shape == (6, 1, 8, 8)
     tab = pellucid.saliency(torch.nn.Linear(3, 2), torch.ones(2, 3))
     assert tab.kind == "tabular"
+
+
+def test_per_row_tensors_are_sliced_moved_and_saved(tmp_path):
+    """Per-row figures (Shapley standard errors, LIME's fit) follow the rows they belong to."""
+    import numpy as np
+
+    net = torch.nn.Linear(4, 2)
+    x = torch.rand(5, 4)
+    e = pellucid.kernel_shap(net, x, background=torch.zeros(1, 4), samples=64, seed=0)
+    se = e.per_row["standard_errors"]
+    assert se.shape == (5, 4)
+    assert torch.equal(e[2].per_row["standard_errors"], se[2:3])
+    assert torch.equal(e[1:4].per_row["group_values"], e.per_row["group_values"][1:4])
+    back = pellucid.Explanation.load(e.save(tmp_path / "e.npz"))
+    assert torch.equal(back.per_row["standard_errors"], se)
+    assert torch.equal(e.to("cpu").per_row["standard_errors"], se)
+    with pytest.raises(pellucid.errors.PellucidError, match="one entry per row"):
+        pellucid.Explanation(values=x, inputs=x, target=torch.zeros(5, dtype=torch.long),
+                             outputs=torch.zeros(5), per_row={"bad": torch.zeros(3)})
+    lime = pellucid.lime(net, x, background=np.zeros((1, 4)), groups=[[0, 1], [2, 3]], seed=0)
+    assert lime[4].per_row["r2"].shape == (1,) and lime[4].per_row["intercept"].shape == (1,)

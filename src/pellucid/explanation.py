@@ -40,7 +40,9 @@ class Explanation:
         method, params: the registry name of the method and every option it used.
         feature_names: optional names of the features (tabular columns, tokens).
         kind: ``"image"``, ``"tabular"``, ``"text"`` or ``"sequence"`` (guides plotting).
-        meta: model evaluations, wall time and other figures the method reports.
+        meta: model evaluations, wall time and other figures the method reports about the run.
+        per_row: further tensors with one entry per row (Shapley standard errors, LIME's
+            intercepts and fit, occlusion's group values); sliced, moved and saved with the rows.
     """
 
     values: torch.Tensor
@@ -53,12 +55,18 @@ class Explanation:
     feature_names: list[str] | None = None
     kind: str | None = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    per_row: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise PellucidError(f"kind must be one of {_KINDS[1:]} or None, got {self.kind!r}")
         if self.kind is None:
             self.kind = _guess_kind(self.inputs)
+        for key, value in self.per_row.items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or len(value) != len(self):
+                raise PellucidError(
+                    f"per_row[{key!r}] must be a tensor with one entry per row ({len(self)}), got "
+                    f"{type(value).__name__} of shape {tuple(getattr(value, 'shape', ()))}")
 
     # -- rows -----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -75,7 +83,8 @@ class Explanation:
             name: (getattr(self, name)[index] if getattr(self, name) is not None else None)
             for name in _ARRAY_FIELDS
         }
-        return dataclasses.replace(self, **pick, params=dict(self.params), meta=dict(self.meta))
+        return dataclasses.replace(self, **pick, params=dict(self.params), meta=dict(self.meta),
+                                   per_row={k: v[index] for k, v in self.per_row.items()})
 
     # -- derived --------------------------------------------------------------------------------
     @property
@@ -102,7 +111,7 @@ class Explanation:
             name: (getattr(self, name).to(device) if getattr(self, name) is not None else None)
             for name in _ARRAY_FIELDS
         }
-        return dataclasses.replace(self, **moved)
+        return dataclasses.replace(self, **moved, per_row={k: v.to(device) for k, v in self.per_row.items()})
 
     def plot(self, index: int = 0, **kwargs: Any):
         """Draw row ``index`` with the plot that fits ``kind``; returns a matplotlib Figure."""
@@ -138,6 +147,7 @@ class Explanation:
             "feature_names": self.feature_names,
             "params": _encode(self.params, arrays, "params"),
             "meta": _encode(self.meta, arrays, "meta"),
+            "per_row": _encode(self.per_row, arrays, "per_row"),
         }
         arrays["__header__"] = np.array(json.dumps(header))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +183,7 @@ class Explanation:
             feature_names=header["feature_names"],
             kind=header["kind"],
             meta=_decode(header["meta"], arrays, device),
+            per_row=_decode(header.get("per_row", {}), arrays, device),
         )
 
 

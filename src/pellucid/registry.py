@@ -96,6 +96,7 @@ def register(
         _check_new(_METHODS, name, function, "an explanation method")
         signature = inspect.signature(function)
         skip = set(list(signature.parameters)[:2]) | _NOT_PARAMS
+        spread = {p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD}
 
         @functools.wraps(function)
         def method(*args: Any, **kwargs: Any) -> Explanation:
@@ -105,7 +106,12 @@ def register(
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             result = function(*bound.args, **bound.kwargs)
-            options = {k: v for k, v in bound.arguments.items() if k not in skip}
+            options: dict[str, Any] = {}
+            for key, value in bound.arguments.items():
+                if key in spread:  # a method's **options for another method (smoothgrad's base)
+                    options.update(value)
+                elif key not in skip:
+                    options[key] = value
             result.method = name
             result.params = {**options, **result.params}
             result.meta.setdefault("seconds", clock.seconds())

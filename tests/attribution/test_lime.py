@@ -32,9 +32,9 @@ def test_linear_model_ranks_features_by_abs_weight():
     for row in expl.values:
         assert torch.equal(torch.argsort(row.abs(), descending=True)[:7], order[:7])
     torch.testing.assert_close(expl.values, W.expand(3, -1), atol=0.05, rtol=0)
-    assert (expl.meta["r2"] > 0.999).all()
-    torch.testing.assert_close(expl.meta["local_prediction"], expl.outputs, atol=0.05, rtol=0)
-    assert expl.meta["coefficients"].shape == (3, 8) and expl.meta["intercept"].shape == (3,)
+    assert (expl.per_row["r2"] > 0.999).all()
+    torch.testing.assert_close(expl.per_row["local_prediction"], expl.outputs, atol=0.05, rtol=0)
+    assert expl.per_row["coefficients"].shape == (3, 8) and expl.per_row["intercept"].shape == (3,)
     assert expl.method == "lime" and expl.baseline_outputs is None
 
 
@@ -86,7 +86,7 @@ def test_binary_masks_on_image_patches_find_the_patch_that_matters():
     groups = pellucid.attribution.grid_groups((1, 8, 8), 4)
     expl = pellucid.lime(f, x, groups=groups, samples=200, seed=0)
     assert expl.meta["scheme"] == "binary" and expl.meta["n_groups"] == 4
-    g = expl.meta["coefficients"]
+    g = expl.per_row["coefficients"]
     assert (g.argmax(1) == 0).all() and (g[:, 1:].abs() < 0.02 * g[:, :1]).all()
     torch.testing.assert_close(g[:, 0], x[:, 0, :4, :4].sum((1, 2)), atol=0, rtol=0.05)
     assert expl.values.shape == x.shape

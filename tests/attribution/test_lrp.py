@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import pellucid
-from pellucid.attribution.lrp import Composite, canonizers, rules
+from pellucid.attribution.relevance import Composite, canonizers, rules
 from pellucid.errors import LayerError, ModelError, UnsupportedLayerError
 from pellucid.zoo import TinyResNet
 
@@ -329,7 +329,7 @@ def test_registry_and_options(cnn, images):
     e = pellucid.explain(cnn, images, method="lrp", composite="epsilon", target=2)
     assert e.method == "lrp" and e.values.shape == images.shape
     assert e.meta["rules"]["features.0"] == "Epsilon(epsilon=1e-06)"
-    assert pellucid.attribution.lrp.rule_map(cnn)["features.0"] == rules.Flat()
+    assert pellucid.attribution.relevance.rule_map(cnn)["features.0"] == rules.Flat()
     assert torch.equal(e.baseline_outputs, torch.zeros(len(images)))
     with pytest.raises(ValueError, match="unknown composite"):
         pellucid.lrp(cnn, images, composite="epsilon_pluss")

@@ -13,7 +13,7 @@ from torch import nn
 
 import pellucid
 from conftest import import_peer
-from pellucid.attribution.lrp import rules
+from pellucid.attribution.relevance import rules
 
 
 zennit = import_peer("zennit")
@@ -85,7 +85,7 @@ def test_flat_and_wsquare_first_layer_match_zennit():
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(6))
     target = torch.tensor([0, 1, 2, 3])
     for ours_rule, theirs_rule in ((rules.WSquare(), zr.WSquare()), (rules.Flat(), zr.Flat())):
-        ours = pellucid.lrp(model, x, target=target, composite=pellucid.attribution.lrp.Composite(
+        ours = pellucid.lrp(model, x, target=target, composite=pellucid.attribution.relevance.Composite(
             first=ours_rule, conv=rules.ZPlus(), dense=rules.Epsilon()))
         theirs = zennit_relevance(model, x, target, zc.SpecialFirstLayerMapComposite(
             layer_map=zc.layer_map_base() + [(Convolution, zr.ZPlus()), (nn.Linear, zr.Epsilon())],

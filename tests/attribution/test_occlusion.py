@@ -70,7 +70,7 @@ def test_groups_ablate_each_group_and_spread_its_drop():
     w = torch.tensor([1.0, 2.0, 3.0, 4.0])
     x = torch.ones(2, 4)
     expl = pellucid.occlusion(lambda a: a @ w, x, groups=[[0, 1], [2, 3]])
-    torch.testing.assert_close(expl.meta["group_values"][0].double(),
+    torch.testing.assert_close(expl.per_row["group_values"][0].double(),
                                torch.tensor([3.0, 7.0], dtype=torch.float64))
     torch.testing.assert_close(expl.values[0].double(),
                                torch.tensor([1.5, 1.5, 3.5, 3.5], dtype=torch.float64))

@@ -124,10 +124,10 @@ def test_kernel_shap_twenty_features_no_truncation():
     assert expl.values.shape == (3, d)
     torch.testing.assert_close(expl.values, true, atol=1e-3, rtol=0)
     assert (expl.values != 0).all()
-    assert expl.meta["standard_errors"].shape == (3, d)
+    assert expl.per_row["standard_errors"].shape == (3, d)
     # an additive game has no residual, so the reported error is (numerically) nil and covers it
     err = (expl.values - true).abs()
-    assert (err <= 2 * expl.meta["standard_errors"] + 1e-9).all()
+    assert (err <= 2 * expl.per_row["standard_errors"] + 1e-9).all()
 
 
 def test_shap_kernel_explainer_truncates_wide_inputs():
@@ -155,7 +155,7 @@ def test_kernel_shap_standard_errors_cover_the_true_error():
     for seed in range(15):
         expl = pellucid.kernel_shap(net, x, background=bg, samples=200, seed=seed)
         assert expl.meta["sampled_pairs"] > 0
-        se = expl.meta["standard_errors"]
+        se = expl.per_row["standard_errors"]
         covered.append(((expl.values - exact).abs() <= 2 * se).double().mean())
     assert float(torch.stack(covered).mean()) >= 0.9
 
@@ -166,7 +166,7 @@ def test_kernel_shap_exact_when_budget_covers_all_coalitions():
     exact = pellucid.exact_shapley(net, x, background=bg).values
     expl = pellucid.kernel_shap(net, x, background=bg, samples=30, seed=0)
     torch.testing.assert_close(expl.values, exact, atol=1e-9, rtol=0)
-    assert expl.meta["exact"] and float(expl.meta["standard_errors"].max()) == 0.0
+    assert expl.meta["exact"] and float(expl.per_row["standard_errors"].max()) == 0.0
 
 
 def test_kernel_shap_auto_samples_until_tolerance():
@@ -175,7 +175,7 @@ def test_kernel_shap_auto_samples_until_tolerance():
     net = _mlp(d, seed=2)
     expl = pellucid.kernel_shap(net, x, background=bg, samples="auto", tolerance=2e-4, seed=0)
     assert expl.meta["converged"]
-    assert float(expl.meta["standard_errors"].max()) <= 2e-4
+    assert float(expl.per_row["standard_errors"].max()) <= 2e-4
     assert expl.meta["rounds"] >= 1 and expl.meta["samples_used"] <= 2 ** d - 2
 
 
@@ -196,7 +196,7 @@ def test_permutation_shapley_converges_with_standard_errors():
     exact = pellucid.exact_shapley(net, x, background=bg).values
     expl = pellucid.permutation_shapley(net, x, background=bg, permutations=200, seed=0)
     torch.testing.assert_close(expl.values, exact, atol=3e-3, rtol=0)
-    se = expl.meta["standard_errors"]
+    se = expl.per_row["standard_errors"]
     assert se.shape == (3, 8) and float(se.max()) < 3e-3
 
 
@@ -210,7 +210,7 @@ def test_tabular_groups_spread_over_members():
     expl = pellucid.exact_shapley(lin, x, background=bg, groups=groups)
     per_feature = lin.weight.detach()[0] * (x - bg.mean(0))
     group_true = torch.stack([per_feature[:, g].sum(1) for g in groups], 1)
-    torch.testing.assert_close(expl.meta["group_values"], group_true, atol=1e-9, rtol=0)
+    torch.testing.assert_close(expl.per_row["group_values"], group_true, atol=1e-9, rtol=0)
     torch.testing.assert_close(expl.values[:, 3:].sum(1), group_true[:, 2], atol=1e-9, rtol=0)
     torch.testing.assert_close(expl.values[:, 3], expl.values[:, 4])
     assert expl.meta["groups"].tolist() == [[0, 0, 1, 2, 2, 2]]

@@ -4,7 +4,7 @@ from .conductance import conductance, top_units
 from .control import input_attribution, random_attribution
 from .gradient import gradient_x_input, saliency
 from .integrated import integrated_gradients
-from .lrp import deeplift, guided_backprop, lrp
+from .relevance import deeplift, guided_backprop, lrp
 from .smoothgrad import smoothgrad
 from ._groups import grid_groups, slic_groups
 from .shapley import exact_shapley, kernel_shap, permutation_shapley

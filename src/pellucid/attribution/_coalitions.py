@@ -156,9 +156,3 @@ def coalition_values(
         sel = out.gather(1, target[i][:, None]).squeeze(1).double() * wt[b]
         vals.index_add_(0, ij, sel)
     return vals.view(n, mz)
-
-
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

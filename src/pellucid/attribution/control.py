@@ -11,25 +11,22 @@ from typing import Any
 
 import torch
 
+from .._common import generator, new_seed
+from ..adapters import wrap
 from ..explanation import Explanation
 from ..model import gather, select_target
-from ..adapters import wrap
 from ..registry import register
-from .._common import Stopwatch, generator, new_seed
 
 
-def _control(name: str, model: Any, inputs: Any, target: Any, batch_size: int | None,
-             make_values, params: dict[str, Any]) -> Explanation:
-    clock = Stopwatch()
+def _control(model: Any, inputs: Any, target: Any, batch_size: int | None, make_values) -> Explanation:
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
         x = m.prepare(inputs)
         out = m.outputs(x, batch_size=batch_size, progress=False)
         t = select_target(out, target)
     return Explanation(
-        values=make_values(x), inputs=x, target=t, outputs=gather(out, t), method=name,
-        params={"target": target, **params, "batch_size": batch_size},
-        meta={"forward_rows": len(x), "seconds": clock.seconds()},
+        values=make_values(x), inputs=x, target=t, outputs=gather(out, t),
+        meta={"forward_rows": len(x)},
     )
 
 
@@ -49,7 +46,7 @@ def random_attribution(
         return torch.rand(x.shape, generator=generator(used, x.device), device=x.device,
                           dtype=x.dtype if x.is_floating_point() else torch.float32)
 
-    e = _control("random", model, inputs, target, batch_size, values, {"seed": seed})
+    e = _control(model, inputs, target, batch_size, values)
     e.meta["seed"] = used
     return e
 
@@ -63,4 +60,4 @@ def input_attribution(
 
     Cost: one forward pass per row (for the target and outputs).
     """
-    return _control("input", model, inputs, target, batch_size, lambda x: x.clone(), {})
+    return _control(model, inputs, target, batch_size, lambda x: x.clone())

@@ -8,10 +8,9 @@ from typing import Any, Callable
 
 import torch
 
+from ..adapters import gradient_model
 from ..explanation import Explanation
 from ..registry import register
-from .._common import Stopwatch
-from ..adapters import gradient_model
 
 
 @register("saliency", gradients=True)
@@ -37,7 +36,7 @@ def saliency(
     """
     return _from_input_gradients(
         "saliency", lambda x, g: g.abs() if abs else g, model, inputs, target=target,
-        batch_size=batch_size, progress=progress, params={"abs": abs},
+        batch_size=batch_size, progress=progress,
     )
 
 
@@ -58,7 +57,7 @@ def gradient_x_input(
     """
     return _from_input_gradients(
         "gradient_x_input", lambda x, g: g * x, model, inputs, target=target,
-        batch_size=batch_size, progress=progress, params={},
+        batch_size=batch_size, progress=progress,
     )
 
 
@@ -71,10 +70,8 @@ def _from_input_gradients(
     target: Any,
     batch_size: int | None,
     progress: bool | None,
-    params: dict[str, Any],
 ) -> Explanation:
     """An explanation whose values are ``combine(x, ∂f_t/∂x)``: one forward+backward per row."""
-    clock = Stopwatch()
     m = gradient_model(model, name, batch_size)
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
@@ -84,7 +81,5 @@ def _from_input_gradients(
         inputs=x,
         target=t,
         outputs=outputs,
-        method=name,
-        params={"target": target, **params, "batch_size": batch_size},
-        meta={"forward_rows": len(x), "backward_rows": len(x), "seconds": clock.seconds()},
+        meta={"forward_rows": len(x), "backward_rows": len(x)},
     )

@@ -6,13 +6,13 @@ from typing import Any
 
 import torch
 
-from ..errors import BaselineError, InputError
+from .._common import check_positive, check_positive_int, generator, new_seed
+from ..adapters import wrap
+from ..errors import BaselineError
 from ..explanation import Explanation
 from ..model import Model, gather, select_target
-from ..adapters import wrap
 from ..registry import register
-from ._coalitions import check_positive_int, coalition_values, resolve_background
-from .._common import Stopwatch, generator, new_seed
+from ._coalitions import coalition_values, resolve_background
 from ._groups import resolve_groups, spread
 
 __all__ = ["lime"]
@@ -57,9 +57,9 @@ def _explained(m: Model, points: torch.Tensor, t: torch.Tensor, batch_size, prog
 
 @register("lime", random=True)
 def lime(
-    model: Any, inputs: Any, *, samples: int = 1000, kernel_width: float | None = None,
-    background: Any = None, groups: Any = None, seed: int | None = None, target: Any = None,
-    discretize: bool = False, alpha: float = 1.0, batch_size: int | None = None,
+    model: Any, inputs: Any, *, target: Any = None, background: Any = None, groups: Any = None,
+    samples: int = 1000, kernel_width: float | None = None, discretize: bool = False,
+    alpha: float = 1.0, seed: int | None = None, batch_size: int | None = None,
     progress: bool | None = None,
 ) -> Explanation:
     """LIME: ``argmin_g Σ_z π_x(z)(f_t(z) − g(z'))² + α‖g‖²`` for a linear ``g`` on an
@@ -81,17 +81,15 @@ def lime(
 
     The surrogate is a weighted ridge regression (``alpha``, intercept unpenalised) fitted for all
     rows at once. ``values`` are its coefficients (spread equally over a group's members);
-    ``meta`` holds ``intercept``, ``coefficients``, the weighted ``r2`` (LIME's ``score``) and the
-    surrogate's ``local_prediction`` at the row.
+    ``per_row`` holds each row's ``intercept``, ``coefficients``, weighted ``r2`` (LIME's
+    ``score``) and the surrogate's ``local_prediction`` at the row.
 
     Cost: ``n · samples`` model rows plus ``n``. Reference: Ribeiro et al. 2016, "Why Should
     I Trust You?".
     """
-    clock = Stopwatch()
     seed = new_seed(seed)
     s = check_positive_int(samples, "samples", minimum=2)
-    if alpha < 0:
-        raise InputError(f"alpha must be >= 0, got {alpha!r}")
+    check_positive(alpha, "alpha", allow_zero=True)
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
         x = m.prepare(inputs)
@@ -144,22 +142,17 @@ def lime(
             on = z.sum(2)
             dist = torch.where(on > 0, 1.0 - torch.sqrt(on / g), torch.ones_like(on))
             width = kernel_width if kernel_width is not None else 0.25
-        if width <= 0:
-            raise InputError(f"kernel_width must be positive, got {width!r}")
+        check_positive(width, "kernel_width")
         weights = _kernel(dist, width)
         coef, intercept, r2, local = _ridge(z, y, weights, alpha)
     dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
     if gmap is not None or not tabular:
         meta.update({"groups": gmap, "n_groups": g})
-    meta.update({"intercept": intercept.to(dtype), "coefficients": coef.to(dtype), "r2": r2.to(dtype),
-                 "local_prediction": local.to(dtype), "kernel_width": width,
-                 "scheme": "tabular" if tabular else "binary",
-                 "forward_rows": n * s + n, "seconds": clock.seconds()})
+    meta.update({"kernel_width": width, "scheme": "tabular" if tabular else "binary",
+                 "forward_rows": n * s + n, "seed": seed})
     return Explanation(
         values=spread(coef, gmap, row).to(dtype), inputs=x, target=t, outputs=fx.to(dtype),
-        method="lime",
-        params={"samples": s, "kernel_width": kernel_width, "background": background,
-                "groups": groups, "seed": seed, "target": target, "discretize": discretize,
-                "alpha": alpha, "batch_size": batch_size},
         meta=meta,
+        per_row={"intercept": intercept.to(dtype), "coefficients": coef.to(dtype),
+                 "r2": r2.to(dtype), "local_prediction": local.to(dtype)},
     )

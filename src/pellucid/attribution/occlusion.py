@@ -6,13 +6,13 @@ from typing import Any, Sequence
 
 import torch
 
+from .._common import resolve_baseline
+from ..adapters import wrap
 from ..errors import InputError
 from ..explanation import Explanation
 from ..model import gather, select_target
-from ..adapters import wrap
 from ..registry import register
 from ._coalitions import coalition_values
-from .._common import Stopwatch, resolve_baseline
 from ._groups import resolve_groups, spread
 
 __all__ = ["occlusion", "window_masks"]
@@ -45,8 +45,8 @@ def window_masks(row: tuple[int, ...], window: Sequence[int], stride: Sequence[i
 
 @register("occlusion")
 def occlusion(
-    model: Any, inputs: Any, *, window: int | Sequence[int] | None = None,
-    stride: int | Sequence[int] = 1, baseline: Any = 0, target: Any = None, groups: Any = None,
+    model: Any, inputs: Any, *, target: Any = None, window: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] = 1, baseline: Any = 0, groups: Any = None,
     batch_size: int | None = None, progress: bool | None = None,
 ) -> Explanation:
     """Occlusion: ``value(e) = mean over windows W ∋ e of f_t(x) − f_t(x with W set to the baseline)``.
@@ -57,13 +57,12 @@ def occlusion(
     a number (default 0), one row, or one row per input.
 
     With ``groups=`` instead of ``window`` (see :mod:`._groups`), each group is hidden in turn
-    (feature ablation) and its drop is spread equally over its members; the group values and the
-    group map are in ``meta``.
+    (feature ablation) and its drop is spread equally over its members; the group values are in
+    ``per_row["group_values"]`` and the group map in ``meta["groups"]``.
 
     Cost: ``n · W`` model rows for ``W`` windows (or groups), plus ``n``. Reference: Zeiler &
     Fergus 2014, "Visualizing and Understanding Convolutional Networks".
     """
-    clock = Stopwatch()
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
         x = m.prepare(inputs)
@@ -83,9 +82,8 @@ def occlusion(
             v = coalition_values(m, x, t, z, fill, ones, gmap=gmap, per_row_fill=not shared,
                                  batch_size=batch_size, progress=progress, desc="occlusion")
             drop = fx[:, None] - v
-            values, meta = spread(drop, gmap, row), {"groups": gmap, "n_groups": g,
-                                                     "group_values": drop.to(x.dtype)}
-            count = g
+            values, meta = spread(drop, gmap, row), {"groups": gmap, "n_groups": g}
+            per_row, count = {"group_values": drop}, g
         else:
             win = _per_dim(window, row, "window")
             strides = _per_dim(stride, row, "stride")
@@ -96,11 +94,10 @@ def occlusion(
             mf = masks.double()
             covered = mf.sum(0)
             values = ((drop @ mf) / covered.clamp(min=1)).reshape(n, *row)
-            meta, count = {"windows": len(masks)}, len(masks)
+            meta, per_row, count = {"windows": len(masks)}, {}, len(masks)
     dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
     return Explanation(
-        values=values.to(dtype), inputs=x, target=t, outputs=fx.to(dtype), method="occlusion",
-        params={"window": window, "stride": stride, "baseline": baseline, "target": target,
-                "groups": groups, "batch_size": batch_size},
-        meta={**meta, "forward_rows": n * count + n, "seconds": clock.seconds()},
+        values=values.to(dtype), inputs=x, target=t, outputs=fx.to(dtype),
+        meta={**meta, "forward_rows": n * count + n},
+        per_row={k: v.to(dtype) for k, v in per_row.items()},
     )

@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
+from .._common import check_positive_int, generator, new_seed
+from ..adapters import wrap
 from ..errors import InputError
 from ..explanation import Explanation
 from ..model import Model, gather, select_target
-from ..adapters import wrap
 from ..registry import register
-from ._coalitions import check_positive_int, coalition_values, expected_output, resolve_background
-from .._common import Stopwatch, generator, new_seed
+from ._coalitions import coalition_values, expected_output, resolve_background
 from ._groups import resolve_groups, spread
 
 __all__ = ["exact_shapley", "kernel_shap", "permutation_shapley"]
@@ -50,14 +50,16 @@ class _Game:
         return coalition_values(self.m, self.x, self.t, z, self.fill, self.weights, gmap=self.gmap,
                                 batch_size=self.batch_size, progress=progress, desc=desc)
 
-    def explanation(self, phi: torch.Tensor, method: str, params: dict, meta: dict) -> Explanation:
+    def explanation(self, phi: torch.Tensor, meta: dict, per_row: dict | None = None) -> Explanation:
+        """The result: ``phi`` ``(n, groups)`` spread over the groups' members; the group values
+        and any ``per_row`` tensors (standard errors) kept per row, run figures in ``meta``."""
         dtype = self.x.dtype if self.x.is_floating_point() else torch.get_default_dtype()
-        meta = {"groups": self.gmap, "n_groups": self.g, "group_values": phi.to(dtype),
-                "background_rows": len(self.fill), "forward_rows": self.evaluations, **meta}
+        meta = {"groups": self.gmap, "n_groups": self.g, "background_rows": len(self.fill),
+                "forward_rows": self.evaluations, **meta}
+        rows = {"group_values": phi.to(dtype), **{k: v.to(dtype) for k, v in (per_row or {}).items()}}
         return Explanation(
             values=spread(phi, self.gmap, self.row).to(dtype), inputs=self.x, target=self.t,
-            outputs=self.fx.to(dtype), baseline_outputs=self.v0.to(dtype), method=method,
-            params=params, meta=meta,
+            outputs=self.fx.to(dtype), baseline_outputs=self.v0.to(dtype), meta=meta, per_row=rows,
         )
 
 
@@ -68,7 +70,7 @@ def _bits(codes: torch.Tensor, g: int) -> torch.Tensor:
 
 @register("exact_shapley", background=True, additive=True)
 def exact_shapley(
-    model: Any, inputs: Any, *, background: Any, target: Any = None, groups: Any = None,
+    model: Any, inputs: Any, *, target: Any = None, background: Any, groups: Any = None,
     max_features: int = 20, max_background: int | None = 100, batch_size: int | None = None,
     progress: bool | None = None,
 ) -> Explanation:
@@ -83,7 +85,6 @@ def exact_shapley(
     larger backgrounds are summarised by k-means), plus ``n + B``. Reference: Shapley 1953;
     Lundberg & Lee 2017 (the interventional game).
     """
-    clock = Stopwatch()
     limit = check_positive_int(max_features, "max_features")
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
@@ -117,12 +118,7 @@ def exact_shapley(
             vb = v[:, start:start + len(codes)]
             phi += (vb * (c1 + c0)[size]) @ z.double()
             phi -= (vb * c0[size]).sum(1, keepdim=True)
-    return game.explanation(
-        phi, "exact_shapley",
-        {"background": background, "target": target, "groups": groups, "max_features": limit,
-         "max_background": max_background, "batch_size": batch_size},
-        {"coalitions": 2 ** d, "seconds": clock.seconds()},
-    )
+    return game.explanation(phi, {"coalitions": 2 ** d})
 
 
 # -- Kernel SHAP --------------------------------------------------------------------------------
@@ -266,10 +262,10 @@ def _kernel_solve(z_enum, w_enum, pairs, counts, mass_left, v_enum, v_pairs, v_c
 
 @register("kernel_shap", background=True, random=True, additive=True)
 def kernel_shap(
-    model: Any, inputs: Any, *, background: Any, samples: int | str | None = None,
-    target: Any = None, groups: Any = None, seed: int | None = None,
-    tolerance: float | None = None, max_samples: int = 1 << 15, max_background: int | None = 100,
-    batch_size: int | None = None, progress: bool | None = None,
+    model: Any, inputs: Any, *, target: Any = None, background: Any, groups: Any = None,
+    samples: int | str | None = None, tolerance: float | None = None, max_samples: int = 1 << 15,
+    max_background: int | None = 100, seed: int | None = None, batch_size: int | None = None,
+    progress: bool | None = None,
 ) -> Explanation:
     """Kernel SHAP: ``φ = argmin Σ_z π(z)(v(z) − v(∅) − z·φ)²`` subject to ``Σφ = v(N) − v(∅)``,
     with the Shapley kernel ``π(z) = (d−1) / (C(d,|z|)·|z|·(d−|z|))``.
@@ -278,7 +274,7 @@ def kernel_shap(
     completely while the budget allows and complementary pairs sampled beyond
     (:class:`_KernelDesign`); with ``samples ≥ 2^d − 2`` the result is exact. Efficiency is
     imposed exactly, every feature gets its value (no feature selection), and each value comes
-    with a standard error in ``meta["standard_errors"]`` (sandwich estimate over the sampled
+    with a standard error in ``per_row["standard_errors"]`` (sandwich estimate over the sampled
     pairs, see :func:`_kernel_solve`). ``samples="auto"`` doubles the sampled pairs until the
     largest standard error is below ``tolerance`` (default 1% of the largest
     ``|f(x) − E f(background)|``) or ``max_samples`` is reached.
@@ -286,7 +282,6 @@ def kernel_shap(
     Cost: ``n · samples · B`` model rows plus ``n + B``. Reference: Lundberg & Lee 2017, "A
     Unified Approach to Interpreting Model Predictions"; Covert & Lee 2021 (paired sampling).
     """
-    clock = Stopwatch()
     seed = new_seed(seed)
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
@@ -331,16 +326,12 @@ def kernel_shap(
                     or used >= max_samples):
                 break
             n_pairs = min(2 * max(len(pairs), 16), len(pairs) + (max_samples - used) // 2)
-    dtype = game.x.dtype if game.x.is_floating_point() else torch.get_default_dtype()
     return game.explanation(
-        phi, "kernel_shap",
-        {"background": background, "samples": samples, "target": target, "groups": groups,
-         "seed": seed, "tolerance": tolerance, "max_samples": max_samples,
-         "max_background": max_background, "batch_size": batch_size},
-        {"standard_errors": se.to(dtype),
-         "samples_used": used, "enumerated": len(design.z_enum), "sampled_pairs": len(pairs),
+        phi,
+        {"samples_used": used, "enumerated": len(design.z_enum), "sampled_pairs": len(pairs),
          "exact": len(pairs) == 0 and used >= full, "converged": converged, "tolerance": tol,
-         "rounds": rounds, "seconds": clock.seconds()},
+         "rounds": rounds, "seed": seed},
+        {"standard_errors": se},
     )
 
 
@@ -348,21 +339,20 @@ def kernel_shap(
 
 @register("permutation_shapley", background=True, random=True, additive=True)
 def permutation_shapley(
-    model: Any, inputs: Any, *, background: Any, permutations: int = 10, target: Any = None,
-    groups: Any = None, seed: int | None = None, max_background: int | None = 100,
+    model: Any, inputs: Any, *, target: Any = None, background: Any, groups: Any = None,
+    permutations: int = 10, max_background: int | None = 100, seed: int | None = None,
     batch_size: int | None = None, progress: bool | None = None,
 ) -> Explanation:
     """Permutation sampling: ``φ_i = E_π [v(Pre_π(i) ∪ i) − v(Pre_π(i))]`` over random orders.
 
     ``permutations`` random orders, each also walked in reverse (antithetic sampling, as shap's
     ``PermutationExplainer``), all rows sharing the orders. Each order's contributions telescope to
-    ``v(N) − v(∅)``, so efficiency holds exactly. ``meta["standard_errors"]``: the standard
+    ``v(N) − v(∅)``, so efficiency holds exactly. ``per_row["standard_errors"]``: the standard
     deviation over antithetic pairs divided by the square root of their number.
 
     Cost: ``n · 2·permutations · (d − 1) · B`` model rows plus ``n + B``. Reference: Castro, Gómez
     & Tejada 2009; Mitchell et al. 2022 (antithetic permutations).
     """
-    clock = Stopwatch()
     seed = new_seed(seed)
     p = check_positive_int(permutations, "permutations")
     m = wrap(model, batch_size=batch_size)
@@ -385,10 +375,6 @@ def permutation_shapley(
         per_pair = (contrib[:, :p] + contrib[:, p:]) / 2  # (n, p, d)
         phi = per_pair.mean(1)
         se = per_pair.std(1) / math.sqrt(p) if p > 1 else torch.full_like(phi, float("nan"))
-    dtype = game.x.dtype if game.x.is_floating_point() else torch.get_default_dtype()
     return game.explanation(
-        phi, "permutation_shapley",
-        {"background": background, "permutations": p, "target": target, "groups": groups,
-         "seed": seed, "max_background": max_background, "batch_size": batch_size},
-        {"standard_errors": se.to(dtype), "seconds": clock.seconds()},
+        phi, {"seed": seed}, {"standard_errors": se},
     )

@@ -5,12 +5,12 @@ from typing import Any
 
 import torch
 
+from .._common import check_choice, check_positive, check_positive_int, generator, new_seed
+from ..adapters import gradient_model
 from ..errors import PellucidError
 from ..explanation import Explanation
 from ..model import gather, select_target
 from ..registry import get, register
-from .._common import Stopwatch, generator, new_seed
-from ..adapters import gradient_model
 
 VARIANTS = ("mean", "squared", "var")
 
@@ -42,18 +42,14 @@ def smoothgrad(
     Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise"; Adebayo et al. 2018
     (VarGrad); Hooker et al. 2019 (SmoothGrad²).
     """
-    clock = Stopwatch()
     info = get(base)
     if not info.gradients or info.random or info.function is smoothgrad:
         raise PellucidError(
             f"smoothgrad's base must be a deterministic gradient method, got {base!r}"
         )
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown SmoothGrad variant {variant!r}; choose one of {VARIANTS}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be a non-negative fraction of the value range, got {noise!r}")
+    check_choice(variant, "variant (the SmoothGrad variant)", VARIANTS)
+    check_positive_int(samples, "samples")
+    check_positive(noise, "noise (a fraction of each row's value range)", allow_zero=True)
     used_seed = new_seed(seed)
     m = gradient_model(model, "smoothgrad", batch_size)
     with m.explaining():
@@ -67,9 +63,9 @@ def smoothgrad(
         g = generator(used_seed, x.device)
         total = total_sq = None
         base_meta: dict[str, Any] = {}
-        for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
-                          desc="smoothgrad"):
-            rows = torch.arange(s.start, s.stop, device=x.device) // samples
+        for chunk, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
+                                 desc="smoothgrad"):
+            rows = torch.arange(chunk.start, chunk.stop, device=x.device) // samples
             eps = torch.randn((len(rows),) + x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
             noisy = x[rows] + eps * sigma[rows].view(shape)
             e = info.function(m, noisy, target=t[rows], batch_size=batch_size, progress=False,
@@ -91,8 +87,5 @@ def smoothgrad(
         inputs=x,
         target=t,
         outputs=gather(clean, t),
-        method="smoothgrad",
-        params={"target": target, "base": base, "samples": samples, "noise": noise,
-                "variant": variant, "seed": seed, "batch_size": batch_size, **base_params},
-        meta={**base_meta, "seed": used_seed, "seconds": clock.seconds()},
+        meta={**base_meta, "seed": used_seed},
     )

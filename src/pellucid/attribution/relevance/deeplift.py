@@ -9,7 +9,7 @@ from torch import fx, nn
 
 from ...explanation import Explanation
 from ...registry import register
-from ..._common import Stopwatch, resolve_baseline
+from ..._common import resolve_baseline
 from ...adapters import gradient_model
 from . import _backward
 from .trace import original, require_module, trace, Traced
@@ -47,7 +47,6 @@ def deeplift(
     Reference: Shrikumar et al. 2017, "Learning Important Features Through Propagating
     Activation Differences"; as Captum's ``DeepLift`` (Ancona et al. 2018).
     """
-    clock = Stopwatch()
     m = gradient_model(model, "deeplift", batch_size)
     require_module(m, "deeplift")
     with m.explaining():
@@ -66,9 +65,7 @@ def deeplift(
         target=res["target"],
         outputs=res["outputs"],
         baseline_outputs=res["reference_outputs"],
-        method="deeplift",
-        params={"target": target, "baseline": baseline, "batch_size": batch_size},
-        meta={"forward_rows": 2 * len(x), "backward_rows": 2 * len(x), "seconds": clock.seconds()},
+        meta={"forward_rows": 2 * len(x), "backward_rows": 2 * len(x)},
     )
 
 

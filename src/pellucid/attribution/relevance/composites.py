@@ -47,7 +47,7 @@ class Composite:
     z-rule average pooling gets (Zennit's ``Norm``; 0 makes pooling exactly conservative).
 
     >>> import torch
-    >>> from pellucid.attribution.lrp import rules
+    >>> from pellucid.attribution.relevance import rules
     >>> c = Composite({torch.nn.Conv2d: rules.Gamma(0.25)}, first=rules.ZBox(0, 1),
     ...               dense=rules.Epsilon(1e-6))
     """
@@ -112,7 +112,7 @@ class Composite:
 def _check_rule(rule: Any, key: Any) -> None:
     if not isinstance(rule, Rule):
         raise TypeError(f"the composite maps {key!r} to {rule!r}, which is not an LRP rule "
-                        "(pellucid.attribution.lrp.rules: Epsilon, Zero, ZPlus, AlphaBeta, Gamma, "
+                        "(pellucid.attribution.relevance.rules: Epsilon, Zero, ZPlus, AlphaBeta, Gamma, "
                         "Flat, WSquare, ZBox)")
 
 

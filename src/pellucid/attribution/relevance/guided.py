@@ -9,7 +9,6 @@ from torch import fx, nn
 
 from ...explanation import Explanation
 from ...registry import register
-from ..._common import Stopwatch
 from ...adapters import gradient_model
 from . import _backward
 from .trace import original, require_module, trace, Traced
@@ -35,7 +34,6 @@ def guided_backprop(
     Springenberg et al. 2015, "Striving for Simplicity: The All Convolutional Net"; as Captum's
     ``GuidedBackprop``.
     """
-    clock = Stopwatch()
     m = gradient_model(model, "guided_backprop", batch_size)
     require_module(m, "guided_backprop")
     with m.explaining():
@@ -48,9 +46,7 @@ def guided_backprop(
         inputs=x,
         target=res["target"],
         outputs=res["outputs"],
-        method="guided_backprop",
-        params={"target": target, "batch_size": batch_size},
-        meta={"forward_rows": len(x), "backward_rows": len(x), "seconds": clock.seconds()},
+        meta={"forward_rows": len(x), "backward_rows": len(x)},
     )
 
 

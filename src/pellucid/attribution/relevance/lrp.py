@@ -10,7 +10,6 @@ from torch import fx, nn
 from ...errors import UnsupportedLayerError
 from ...explanation import Explanation
 from ...registry import register
-from ..._common import Stopwatch
 from ...adapters import gradient_model
 from . import _backward
 from .canonizers import batchnorm_pairs, merged_affine
@@ -43,7 +42,7 @@ def lrp(
     ε absorb the rest). ``composite`` picks the rules: a built-in name (``epsilon``,
     ``epsilon_plus``, ``epsilon_plus_flat`` — the default, ``epsilon_gamma_box``,
     ``epsilon_alpha2_beta1``, ``alpha1_beta0``), a dict ``{layer name or module type: rule}``
-    or a :class:`~pellucid.attribution.lrp.composites.Composite`. ``epsilon`` and ``gamma`` set
+    or a :class:`~pellucid.attribution.relevance.composites.Composite`. ``epsilon`` and ``gamma`` set
     the built-ins' ε and γ; ``low``/``high`` bound the inputs for ``epsilon_gamma_box``'s ZBox
     (default: the batch's minimum and maximum).
 
@@ -69,7 +68,6 @@ def lrp(
     >>> bool(e.delta.abs().max() < 1e-10)
     True
     """
-    clock = Stopwatch()
     m = gradient_model(model, "lrp", batch_size)
     require_module(m, "lrp")
     with m.explaining():
@@ -93,11 +91,8 @@ def lrp(
         target=res["target"],
         outputs=res["outputs"],
         baseline_outputs=torch.zeros_like(res["outputs"]),
-        method="lrp",
-        params={"target": target, "composite": composite if isinstance(composite, str) else repr(comp),
-                "epsilon": epsilon, "gamma": gamma, "low": low, "high": high,
-                "batch_size": batch_size},
-        meta={"forward_rows": len(x), "backward_rows": len(x), "seconds": clock.seconds(),
+        params={"composite": composite if isinstance(composite, str) else repr(comp)},
+        meta={"forward_rows": len(x), "backward_rows": len(x),
               "rules": {name: repr(rule) for name, rule in rules.items()}},
     )
 

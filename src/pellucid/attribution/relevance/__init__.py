@@ -1,4 +1,4 @@
-"""The modified-backward family: LRP, DeepLIFT and guided backprop on one mechanism.
+"""Relevance by a modified backward pass: LRP, DeepLIFT and guided backprop on one mechanism.
 
 ``lrp(model, x, composite=...)`` with rules (:mod:`.rules`), composites (:mod:`.composites`) and
 canonizers (:mod:`.canonizers`); ``deeplift``; ``guided_backprop``. All three trace the model
@@ -12,10 +12,3 @@ from .lrp import lrp, rule_map
 
 __all__ = ["lrp", "deeplift", "guided_backprop", "rules", "composites", "canonizers", "Composite",
            "rule_map"]
-
-# ``pellucid.attribution`` exports the function ``lrp`` under this package's name, so attribute
-# access ``pellucid.attribution.lrp.rules`` reaches the function: let it carry the package's
-# public parts, and the path works whichever of the two it finds.
-for _name in ("rules", "composites", "canonizers", "Composite", "rule_map"):
-    setattr(lrp, _name, globals()[_name])
-del _name
