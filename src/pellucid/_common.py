@@ -1,5 +1,5 @@
-"""Small mechanics every package shares: clocks, seeds and generators, baselines, and the checks of
-user-given options.
+"""Small mechanics every package shares: clocks, progress bars, seeds and generators, baselines,
+and the checks of user-given options.
 
 Each check returns the value it accepted (normalised: an ``int`` for integers, a ``float`` for
 numbers) and raises only :mod:`pellucid.errors` exceptions whose message names the option, what
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ import torch
 from .errors import BaselineError, InputError, ModelError
 
 __all__ = [
-    "Stopwatch", "new_seed", "generator", "resolve_baseline",
+    "Stopwatch", "progress_enabled", "progress_bar", "new_seed", "generator", "resolve_baseline",
     "check_positive_int", "check_positive", "check_fraction", "check_choice", "require_classes",
 ]
 
@@ -31,6 +31,27 @@ class Stopwatch:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start
+
+
+T = TypeVar("T")
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """``progress`` if given, else on unless ``PELLUCID_PROGRESS=0``."""
+    if progress is not None:
+        return bool(progress)
+    return os.environ.get("PELLUCID_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def progress_bar(items: Iterable[T], progress: bool | None, desc: str, *, unit: str = "it",
+                 total: int | None = None) -> Iterable[T]:
+    """``items`` behind a tqdm bar that appears only on runs longer than two seconds, or ``items``
+    itself when progress is off (``progress=False`` or ``PELLUCID_PROGRESS=0``)."""
+    if not progress_enabled(progress):
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, total=total, delay=2.0, leave=False)
 
 
 def new_seed(seed: int | None) -> int:

@@ -226,12 +226,17 @@ def capture(model: Any, layers: list[str | nn.Module]) -> Iterator[tuple[HookRun
     """Record each layer's output (first tensor) per call: yields ``(run, {name: [tensor, ...]})``.
 
     A call-site key records only its call; a plain name on a reused module records every call
-    (``run.check_once(name)`` refuses that where one value per row is needed).
+    (``run.check_once(name)`` refuses that where one value per row is needed). The model goes on
+    with a copy of the output, so an in-place operation after the layer (``nn.ReLU(inplace=True)``
+    in every torchvision ResNet) cannot overwrite what was recorded; gradients with respect to the
+    recorded tensor still flow, since the copy is computed from it. Cost: one copy per call.
     """
     seen: dict[str, list] = {}
 
-    def keep(site: Site, output: Any) -> None:
-        seen[site.name].append(first_tensor(output, site.name))
+    def keep(site: Site, output: Any) -> Any:
+        a = first_tensor(output, site.name)
+        seen[site.name].append(a)
+        return with_first(output, a.clone())
 
     spec = {}
     for layer in layers:
@@ -250,7 +255,9 @@ def replacing(
     """Replace the layer's output ``a`` (first tensor) by ``make(a)`` in every forward pass inside
     the block; yields ``(run, originals)`` with the original outputs, one per call.
 
-    ``make`` must keep the shape: a layer attribution that changed it would be meaningless.
+    ``make`` must keep the shape: a layer attribution that changed it would be meaningless. The
+    model gets a copy of ``make(a)``, so an in-place operation after the layer neither modifies
+    the caller's tensor nor fails on a leaf that requires gradients (the copy passes them on).
     """
     calls: list[torch.Tensor] = []
 
@@ -263,7 +270,7 @@ def replacing(
                 f"layer {site.name!r} gives outputs shaped {tuple(a.shape)} here but "
                 f"{tuple(new.shape)} elsewhere; layer attributions need the same shape per row"
             )
-        return with_first(output, new)
+        return with_first(output, new.clone())
 
     with hooks(model, {layer: swap}) as run:
         yield run, calls

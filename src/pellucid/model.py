@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -20,11 +19,12 @@ import torch
 from torch import nn
 
 from . import _state
+from ._common import progress_bar, progress_enabled  # noqa: F401  (progress_enabled: public here too)
 from ._hooks import find_layer
 from .errors import InputError, ModelError, NotDifferentiableError, PellucidError, TargetError
 
 __all__ = [
-    "Model", "Chunk", "default_batch_size", "default_forward_rows", "progress_enabled",
+    "Model", "Chunk", "default_batch_size", "default_forward_rows",
     "select_target", "normalize_target", "gather", "outputs_2d",
 ]
 
@@ -68,14 +68,7 @@ def default_forward_rows(row_shape: Sequence[int]) -> int:
     return int(min(_FORWARD_MAX_ROWS, max(default_batch_size(row_shape), _FORWARD_ELEMENTS // numel)))
 
 
-def progress_enabled(progress: bool | None) -> bool:
-    """``progress`` if given, else on unless ``PELLUCID_PROGRESS=0``."""
-    if progress is not None:
-        return bool(progress)
-    return os.environ.get("PELLUCID_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _chunks(n: int, size: int, *, progress: bool, desc: str) -> Iterator[slice]:
+def _chunks(n: int, size: int, *, progress: bool | None, desc: str) -> Iterator[slice]:
     """Equal slices covering ``range(n)``, none longer than ``size``; a tqdm bar after 2 s.
 
     Equal chunks (800 rows at size 512 run as 2 x 400, not 512 + 288) keep every pass the same
@@ -84,10 +77,8 @@ def _chunks(n: int, size: int, *, progress: bool, desc: str) -> Iterator[slice]:
     if n > size:
         size = -(-n // -(-n // size))
     starts = range(0, n, size)
-    if progress and len(starts) > 1:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=desc, unit="batch", delay=2.0, leave=False)
+    if len(starts) > 1:
+        starts = progress_bar(starts, progress, desc, unit="batch")
     for start in starts:
         yield slice(start, min(start + size, n))
 
@@ -212,9 +203,8 @@ class Model:
     ) -> torch.Tensor:
         """All outputs ``(n, k)`` without gradients, in chunks of at most ``batch_size`` rows."""
         size = self.batch_rows(x.shape[1:], batch_size, forward_only=True)
-        show = progress_enabled(progress)
         with torch.no_grad():
-            parts = [self.forward(x[rows]) for rows in _chunks(len(x), size, progress=show, desc="forward")]
+            parts = [self.forward(x[rows]) for rows in _chunks(len(x), size, progress=progress, desc="forward")]
         return torch.cat(parts)
 
     def chunks(
@@ -228,7 +218,7 @@ class Model:
         """
         size = self.batch_rows(row_shape, batch_size, forward_only=forward_only)
         per_row = normalize_target(target, n) if target is not None else None
-        for rows in _chunks(n, size, progress=progress_enabled(progress), desc=desc):
+        for rows in _chunks(n, size, progress=progress, desc=desc):
             yield Chunk(rows, per_row[rows] if isinstance(per_row, torch.Tensor) else per_row)
 
     # -- gradients ------------------------------------------------------------------------------
