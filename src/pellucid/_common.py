@@ -124,16 +124,17 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
-def check_fraction(value: Any, name: str, *, closed: bool = True) -> float:
-    """``value`` as a ``float`` in (0, 1] (or (0, 1) when not ``closed``)."""
+def check_fraction(value: Any, name: str, *, closed: bool = True, allow_zero: bool = False) -> float:
+    """``value`` as a ``float`` in (0, 1] (the upper end open unless ``closed``; the lower end
+    closed with ``allow_zero``)."""
     ok = (
         not isinstance(value, bool)
         and isinstance(value, (int, float, np.integer, np.floating))
-        and 0 < float(value) <= 1
-        and (closed or float(value) < 1)
+        and (0 <= float(value) if allow_zero else 0 < float(value))
+        and (float(value) <= 1 if closed else float(value) < 1)
     )
     if not ok:
-        interval = "(0, 1]" if closed else "(0, 1)"
+        interval = ("[0, " if allow_zero else "(0, ") + ("1]" if closed else "1)")
         raise InputError(f"{name} must be a fraction in {interval}, got {value!r}")
     return float(value)
 

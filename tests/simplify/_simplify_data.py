@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits():
     """The demo CNN (cached, ~0.989 test accuracy) and the digits split."""
     from pellucid.zoo import digits_cnn, load_digits
@@ -17,7 +17,7 @@ def digits():
     return model, info, load_digits()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def breast_cancer():
     """A small MLP (30-32-32-2) trained on sklearn's breast-cancer data, standardised.
 
@@ -42,7 +42,7 @@ def breast_cancer():
     with torch.no_grad():  # seeded initialisation without touching the global RNG
         for p in net.parameters():
             p.uniform_(-1, 1, generator=g).mul_(1 / p.shape[-1] ** 0.5)
-    model, _ = train(net, (xtr, ytr), epochs=20, lr=3e-3, batch_size=32)
+    model, _ = train(net, (xtr, ytr), epochs=20, lr=3e-3, train_batch_size=32)
     with torch.no_grad():
         acc = float((model(xte).argmax(1) == yte).float().mean())
     return types.SimpleNamespace(model=model, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte,

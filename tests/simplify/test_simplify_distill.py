@@ -5,12 +5,12 @@ import copy
 
 import pytest
 import torch
+from _simplify_data import digits
 from torch import nn
 
-from _simplify_data import digits
 from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError, ModelError
-from pellucid.simplify import DistillReport, distill
+from pellucid.simplify import DistillReport, Simplified, distill
 
 
 def _student() -> nn.Module:
@@ -55,6 +55,17 @@ def test_holdout_split_is_used_without_test_data():
     a = distill(teacher, x, student=student, epochs=3, seed=1)[1]
     b = distill(teacher, x, student=student, epochs=3, seed=1)[1]
     assert a.params["holdout"] == 0.2 and a.losses == b.losses and a.fidelity == b.fidelity
+
+
+def test_old_batch_size_keyword_warns_and_means_the_minibatch():
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    x, student = torch.randn(200, 4), nn.Linear(4, 3)
+    new = distill(teacher, x, student=student, epochs=2, train_batch_size=32, progress=False)
+    with pytest.warns(DeprecationWarning, match="train_batch_size"):
+        old = distill(teacher, x, student=student, epochs=2, batch_size=32, progress=False)
+    assert isinstance(old, Simplified) and old.report.losses == new.report.losses
+    assert old.report.fidelity == new.report.fidelity and new.report.params["train_batch_size"] == 32
 
 
 def test_clear_errors():

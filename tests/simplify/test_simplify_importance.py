@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from conftest import assert_same_state, snapshot
-from pellucid.errors import InputError, NotDifferentiableError
 from pellucid.adapters import wrap
+from pellucid.errors import InputError, NotDifferentiableError
 from pellucid.simplify import Importance, global_importance
-from pellucid.simplify import importance as importance_mod
 from pellucid.zoo import planted_tabular, planted_tabular_mlp
 
 
@@ -31,7 +30,10 @@ def test_informative_features_rank_first(planted, method):
     assert set(imp.ranking[:3]) == set(informative), imp
     assert imp.values[informative].min() > 3 * imp.values[3:].max()
     assert imp.top(1)[0] in {"x0", "x1", "x2"}
-    assert "rank" in imp.table() and len(imp.plot().axes) == 1
+    table = imp.table()
+    assert [row["rank"] for row in table] == list(range(1, 11))
+    assert [row["feature"] for row in table[:3]] == imp.top(3)
+    assert "rank" in str(imp) and len(imp.plot().axes) == 1
 
 
 def test_permutation_with_labels_measures_accuracy(planted):
@@ -45,34 +47,21 @@ def test_permutation_with_labels_measures_accuracy(planted):
     assert torch.equal(imp.values, again.values)  # seeded
 
 
-def test_builtin_shapley_fallback(planted, monkeypatch):
+def test_shap_values_are_efficient_and_rank_without_labels(planted):
+    """method="shap" uses pellucid's permutation_shapley: its values add up to f(x) - f(b)."""
+    from pellucid.attribution import permutation_shapley
+
     model, data, informative = planted
-    m = wrap(model)
     x, b = data.x[:6], data.x[6:7]
-    phi = importance_mod._own_permutation_shapley(m, x, b, None, 3, 0, None)
+    phi = permutation_shapley(wrap(model), x, background=b, permutations=3, seed=0).values
     with torch.no_grad():
         out = model(x)
         t = out.argmax(1)
         expected = out.gather(1, t[:, None])[:, 0] - model(b)[0, t]
     torch.testing.assert_close(phi.sum(1), expected, atol=1e-4, rtol=1e-4)  # efficiency
-    # without the shared module, "shap" still works through the built-in estimate
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_shapley(name, *args, **kwargs):
-        if name.endswith("attribution.shapley"):
-            raise ImportError("shapley unavailable")
-        return real_import(name, *args, **kwargs)
-
-    calls = []
-    own = importance_mod._own_permutation_shapley
-    monkeypatch.setattr(importance_mod, "_own_permutation_shapley",
-                        lambda *a, **k: calls.append(1) or own(*a, **k))
-    monkeypatch.setattr(builtins, "__import__", no_shapley)
     imp = global_importance(model, data.x, method="shap", rows=60)
-    assert calls == [1]
     assert set(imp.ranking[:3]) == set(informative)
+    assert imp.params["labelled"] is False and imp.params["permutations"] == 5
 
 
 def test_clear_errors(planted):

@@ -51,3 +51,31 @@ def test_clear_errors():
         sparsity_penalty(nn.Linear(2, 2), l1=-1.0)
     with pytest.raises(InputError, match="epochs"):
         train(nn.Linear(2, 2), (torch.rand(4, 2), torch.zeros(4, dtype=torch.long)), epochs=0)
+
+
+def _labelled(n: int = 64):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g)
+
+
+def test_train_returns_a_named_tuple_and_shows_a_table():
+    from pellucid.simplify import Simplified
+
+    result = train(nn.Linear(4, 2), _labelled(), epochs=3, progress=True)
+    assert isinstance(result, Simplified) and isinstance(result.model, nn.Linear)
+    model, report = result  # still unpacks
+    assert model is result.model and report is result.report
+    assert report.table() == [{"epoch": i + 1, "loss": loss} for i, loss in enumerate(report.losses)]
+    assert report.params == {"l1": 0.0, "l2": 0.0, "epochs": 3, "lr": 1e-2, "train_batch_size": 64, "seed": 0}
+
+
+def test_old_batch_size_keyword_is_the_training_minibatch_and_warns():
+    data, net = _labelled(), nn.Linear(4, 2)
+    new = train(net, data, epochs=2, train_batch_size=16).report
+    with pytest.warns(DeprecationWarning, match="train_batch_size"):
+        old = train(net, data, epochs=2, batch_size=16).report
+    assert old.losses == new.losses and old.params["train_batch_size"] == 16
+    with pytest.raises(InputError, match="train_batch_size"):
+        train(nn.Linear(4, 2), data, batch_size=16, train_batch_size=16)
+    with pytest.raises(InputError, match="train_batch_size"):
+        train(nn.Linear(4, 2), data, train_batch_size=0)

@@ -5,12 +5,12 @@ import copy
 
 import pytest
 import torch
+from _simplify_data import digits
 from torch import nn
 
-from _simplify_data import digits
 from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError, ModelError
-from pellucid.simplify import PruneReport, fine_tune, prune
+from pellucid.simplify import PruneReport, Simplified, fine_tune, prune
 from pellucid.zoo import TinyResNet
 
 
@@ -43,7 +43,8 @@ def test_global_magnitude_removes_exactly_the_smallest_weights():
         assert layer["sparsity"] == pytest.approx(float((w == 0).float().mean()))
         kept = w != 0
         assert torch.equal(w[kept], w0[kept])  # surviving weights unchanged
-    for b, b0 in zip([m.bias for m in pruned if isinstance(m, nn.Linear)], [m.bias for m in net if isinstance(m, nn.Linear)]):
+    for b, b0 in zip([m.bias for m in pruned if isinstance(m, nn.Linear)],
+                     [m.bias for m in net if isinstance(m, nn.Linear)]):
         assert torch.equal(b, b0)  # biases are not pruned
     assert report.nonzero_before - report.nonzero_after == k
     assert set(pruned.state_dict()) == set(net.state_dict())  # no weight_orig / weight_mask
@@ -102,7 +103,8 @@ def test_structured_pruning_cuts_batch_norm_alike():
                         nn.Linear(4 * 4 * 4, 2)).eval()
     net[1].running_mean.normal_()
     pruned, _ = prune(net, amount=0.5, structured=True, scope="layer")
-    assert pruned[0].out_channels == 4 and pruned[1].num_features == 4 and pruned[1].running_mean.shape == (4,)
+    assert pruned[0].out_channels == 4 and pruned[1].num_features == 4
+    assert pruned[1].running_mean.shape == (4,)
     assert pruned[3].in_channels == 4 and pruned[5].in_features == 2 * 16
     assert pruned(torch.rand(3, 1, 8, 8)).shape == (3, 2)
 
@@ -194,9 +196,29 @@ def test_clear_errors():
 
 
 def test_report_prints_and_plots():
-    _, report = prune(_mlp(), amount=0.5, data=(torch.rand(10, 6), torch.zeros(10, dtype=torch.long)))
+    result = prune(_mlp(), amount=0.5, data=(torch.rand(10, 6), torch.zeros(10, dtype=torch.long)))
+    assert isinstance(result, Simplified) and isinstance(result.model, nn.Sequential)
+    report = result.report
     assert isinstance(report, PruneReport)
     text = str(report)
     assert "sparsity" in text and "accuracy" in text and "0" in text
+    table = report.table()  # plain data, one row per layer (what pellucid.report shows)
+    assert [row["name"] for row in table] == ["0", "2", "4"]
+    assert table[0]["shape_before"] == (12, 6) and table[0]["sparsity"] == report.layers[0]["sparsity"]
+    assert "12x6" in text
+    assert report.params == {"amount": 0.5, "criterion": "magnitude", "structured": False, "scope": "global",
+                             "layers": None, "batch_size": None}
     fig = report.plot()
     assert len(fig.axes) == 1
+
+
+def test_fine_tune_old_batch_size_keyword_warns_and_means_the_minibatch():
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g))
+    pruned, _ = prune(_mlp(), amount=0.5)
+    new = fine_tune(pruned, data, epochs=2, train_batch_size=8)
+    with pytest.warns(DeprecationWarning, match="fine_tune\\(batch_size=...\\) is deprecated"):
+        old = fine_tune(pruned, data, epochs=2, batch_size=8)
+    assert old.report.losses == new.report.losses
+    for a, b in zip(old.model.parameters(), new.model.parameters()):
+        assert torch.equal(a, b)

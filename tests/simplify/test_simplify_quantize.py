@@ -5,9 +5,9 @@ import warnings
 
 import pytest
 import torch
+from _simplify_data import breast_cancer, digits
 from torch import nn
 
-from _simplify_data import breast_cancer, digits
 from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError
 from pellucid.simplify import QuantizeReport, quantize

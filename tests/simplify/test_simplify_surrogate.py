@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _simplify_data import breast_cancer, digits
 from torch import nn
 
-from _simplify_data import breast_cancer, digits
 from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError
 from pellucid.simplify import Rules, SurrogateTree, rules, surrogate_tree
@@ -53,7 +53,11 @@ def test_depth4_tree_of_breast_cancer_mlp_and_its_rules():
     assert top.confidence == pytest.approx((train_pred[held] == top.prediction).mean())
     text = str(r)
     assert text.count("IF ") == len(r) and "THEN" in text and "support" in text
-    assert "worst" in r.table() or "mean" in r.table()
+    table = r.table()
+    assert [row["rule"] for row in table] == list(range(1, len(r) + 1))
+    assert any("worst" in row["if"] or "mean" in row["if"] for row in table)
+    assert [row["support"] for row in table] == [rule.support for rule in r]
+    assert s.table() == table  # a tree's table is its rules on the rows it was fit on
     assert len(r.plot().axes) == 1 and len(s.plot().axes) == 1
     assert "|---" in str(s)
 

@@ -11,9 +11,9 @@ and which units carry a decision.
   importance), and :func:`top_units`; ``pellucid.integrated_gradients(..., layer=...)``
   attributes to a layer's output (token attributions through an embedding layer).
 """
+from ..attribution.conductance import conductance, top_units
 from .activations import activations
 from .attention import attention
-from ..attribution.conductance import conductance, top_units
 from .maximize import Visualization, maximize
 from .objectives import Objective, channel, class_logit, direction, neuron
 from .rollout import attention_flow, attention_rollout

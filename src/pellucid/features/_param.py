@@ -18,12 +18,14 @@ to the image: jitter of ±5% of the side (12 px of 224), scale 0.95–1.05, rota
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._common import check_choice
 from ..errors import InputError
 
 __all__ = ["image_param", "make_transform", "PARAMS", "STANDARD"]
@@ -41,8 +43,7 @@ def image_param(
     sd: float = 0.01,
 ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """``(parameter tensor, image())``: ``image()`` maps the parameter to images ``shape`` in range."""
-    if kind not in PARAMS:
-        raise InputError(f"param must be one of {', '.join(map(repr, PARAMS))}; got {kind!r}")
+    check_choice(kind, "param", PARAMS)
     if len(shape) != 4:
         raise InputError(f"maximize draws images shaped (channels, height, width); got {shape[1:]}")
     lo, hi = (float(v) for v in value_range)
@@ -52,7 +53,7 @@ def image_param(
     if kind == "pixel":
         z = torch.randn(shape, generator=generator, dtype=dtype) * sd
         z = z.to(device).requires_grad_(True)
-        spatial: Callable[[], torch.Tensor] = lambda: z  # noqa: E731
+        spatial: Callable[[], torch.Tensor] = lambda: z
     else:
         fy = np.fft.fftfreq(h)[:, None]
         fx = np.fft.rfftfreq(w)[None, :]
@@ -62,7 +63,7 @@ def image_param(
         z = torch.randn((n, c, h, w // 2 + 1, 2), generator=generator, dtype=dtype) * sd
         z = z.to(device).requires_grad_(True)
         # Lucent divides by a "magic" 4 so the initial image has a small spread.
-        spatial = lambda: torch.fft.irfft2(  # noqa: E731
+        spatial = lambda: torch.fft.irfft2(
             torch.view_as_complex(z) * scale, s=(h, w), norm="ortho") / 4.0
     color = _COLOR.to(device=device, dtype=dtype) if decorrelate and c == 3 else None
 

@@ -21,14 +21,16 @@ Cost: one forward pass per row; memory ``n · layers · heads · tokens²`` numb
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelError, PellucidError
-from ..model import Model, _chunks, progress_enabled
+from .._hooks import Site, hooks
 from ..adapters import wrap
+from ..errors import InputError, ModelError, PellucidError
+from ..model import Model
 
 __all__ = ["attention", "attention_modules"]
 
@@ -100,7 +102,8 @@ def _rows(inputs: Any, m: Model) -> tuple[int, Any]:
                    for k, v in inputs.items() if v is not None}
         sizes = {len(v) for v in tensors.values() if v.dim() > 0}
         if len(sizes) != 1:
-            raise InputError(f"the inputs' tensors must share their first (batch) axis; got sizes {sorted(sizes)}")
+            raise InputError("the inputs' tensors must share their first (batch) axis; got sizes "
+                             f"{sorted(sizes)}")
         return sizes.pop(), tensors
     x = m.prepare(inputs)
     return len(x), x
@@ -134,56 +137,50 @@ def attention(
             "attention-based models.")
     n, x = _rows(inputs, m)
     row_shape = x.shape[1:] if isinstance(x, torch.Tensor) else next(iter(x.values())).shape[1:]
-    size = m.batch_rows(row_shape, batch_size)
-    found: list[Any] = []
-    handles = []
+    found: list[torch.Tensor] = []
 
-    def ask_hf(_mod, args, kwargs):
+    def ask_hf(_site: Site, args: Any, kwargs: dict) -> tuple:
         return args, {**kwargs, "output_attentions": True}
 
-    def read_hf(_mod, _args, _kwargs, output):
+    def read_hf(site: Site, _args: Any, _kwargs: dict, output: Any) -> None:
         att = getattr(output, "attentions", None)
         if att is None and isinstance(output, tuple):
             att = next((o for o in output[1:] if isinstance(o, tuple) and o and
                         isinstance(o[0], torch.Tensor) and o[0].dim() == 4), None)
         if att is None:
-            raise ModelError(f"{type(_mod).__name__} returned no attentions with output_attentions=True")
+            raise ModelError(
+                f"{type(site.module).__name__} returned no attentions with output_attentions=True")
         found.extend(att)
 
-    def ask_mha(_mod, args, kwargs):
+    def ask_mha(_site: Site, args: Any, kwargs: dict) -> tuple:
         return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
 
-    def read_mha(_mod, _args, _kwargs, output):
+    def read_mha(_site: Site, _args: Any, _kwargs: dict, output: Any) -> None:
         found.append(output[1])
 
+    # Every call of a hooked module is read, in the order they run: a module that runs twice per
+    # forward pass (weights shared across layers) gives two layers of attention.
+    asks = {**{mod: ask_hf for mod in hf}, **{mod: ask_mha for mod in mha}}
+    reads = {**{mod: read_hf for mod in hf}, **{mod: read_mha for mod in mha}}
     parts = []
-    with m.explaining(), _eager(hf), _no_fastpath(), torch.no_grad():
-        try:
-            for mod in hf:
-                handles.append(mod.register_forward_pre_hook(ask_hf, with_kwargs=True))
-                handles.append(mod.register_forward_hook(read_hf, with_kwargs=True))
-            for mod in mha:
-                handles.append(mod.register_forward_pre_hook(ask_mha, with_kwargs=True))
-                handles.append(mod.register_forward_hook(read_mha, with_kwargs=True))
-            for s in _chunks(n, size, progress=progress_enabled(progress), desc="attention"):
-                found.clear()
-                try:
-                    if isinstance(x, torch.Tensor):
-                        m.fn(x[s])  # not m.forward: a transformer's output need not be (n, classes)
-                    else:
-                        m.module(**{k: (v[s] if v.dim() > 0 else v) for k, v in x.items()})
-                except PellucidError:
-                    raise
-                except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
-                    raise InputError(
-                        f"the model failed on the inputs ({err}); give what the model takes: a "
-                        "batch of token ids (or embeddings), or a tokenizer's output") from err
-                if not found or any(a is None for a in found):
-                    raise ModelError(f"{m.name} ran without computing attention weights")
-                if isinstance(x, torch.Tensor) and not found[0].dim() == 4:
-                    raise ModelError("attention weights are not shaped (n, heads, tokens, tokens)")
-                parts.append(torch.stack([a.detach() for a in found], dim=1))
-        finally:
-            for h in handles:
-                h.remove()
+    with m.explaining(), _eager(hf), _no_fastpath(), torch.no_grad(), \
+            hooks(m, asks, pre=True, with_kwargs=True), hooks(m, reads, with_kwargs=True):
+        for rows, _ in m.chunks(n, row_shape, batch_size=batch_size, progress=progress, desc="attention"):
+            found.clear()
+            try:
+                if isinstance(x, torch.Tensor):
+                    m.fn(x[rows])  # not m.forward: a transformer's output need not be (n, classes)
+                else:
+                    m.module(**{k: (v[rows] if v.dim() > 0 else v) for k, v in x.items()})
+            except PellucidError:
+                raise
+            except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
+                raise InputError(
+                    f"the model failed on the inputs ({err}); give what the model takes: a "
+                    "batch of token ids (or embeddings), or a tokenizer's output") from err
+            if not found or any(a is None for a in found):
+                raise ModelError(f"{m.name} ran without computing attention weights")
+            if isinstance(x, torch.Tensor) and not found[0].dim() == 4:
+                raise ModelError("attention weights are not shaped (n, heads, tokens, tokens)")
+            parts.append(torch.stack([a.detach() for a in found], dim=1))
     return torch.cat(parts)

@@ -8,15 +8,17 @@ Olah et al. 2017, "Feature Visualization", Distill).
 - :func:`channel`   mean of one channel over all positions (a linear layer's unit: that unit);
 - :func:`neuron`    one channel at one position (the centre by default);
 - :func:`direction` the projection of the activations on a unit vector, averaged over positions;
-- :func:`class_logit` one column of the model's output (``"output"``);
+- :func:`class_logit` one column of the model's output, the wanted class ``target``;
 - any ``Objective`` built from a function ``f(acts: dict, outputs) -> (n,)`` and its layers.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
+from .._deprecation import renamed
 from ..errors import InputError, LayerError, TargetError
 
 __all__ = ["Objective", "channel", "neuron", "direction", "class_logit", "as_objective"]
@@ -38,7 +40,7 @@ class Objective:
     def __repr__(self) -> str:
         return f"Objective({self.description})"
 
-    def _combine(self, other: Any, op: Callable, sym: str) -> "Objective":
+    def _combine(self, other: Any, op: Callable, sym: str) -> Objective:
         if isinstance(other, Objective):
             return Objective(lambda a, o: op(self(a, o), other(a, o)), self.layers + other.layers,
                              f"{self.description} {sym} {other.description}")
@@ -47,22 +49,22 @@ class Objective:
                              f"{self.description} {sym} {other:g}")
         return NotImplemented
 
-    def __add__(self, other: Any) -> "Objective":
+    def __add__(self, other: Any) -> Objective:
         return self._combine(other, lambda p, q: p + q, "+")
 
-    def __radd__(self, other: Any) -> "Objective":  # sum([...]) starts from 0
+    def __radd__(self, other: Any) -> Objective:  # sum([...]) starts from 0
         return self if isinstance(other, (int, float)) and other == 0 else self.__add__(other)
 
-    def __sub__(self, other: Any) -> "Objective":
+    def __sub__(self, other: Any) -> Objective:
         return self._combine(other, lambda p, q: p - q, "-")
 
-    def __rsub__(self, other: Any) -> "Objective":
+    def __rsub__(self, other: Any) -> Objective:
         return (-self).__add__(other)
 
-    def __neg__(self) -> "Objective":
+    def __neg__(self) -> Objective:
         return Objective(lambda a, o: -self(a, o), self.layers, f"-({self.description})")
 
-    def __mul__(self, other: Any) -> "Objective":
+    def __mul__(self, other: Any) -> Objective:
         if isinstance(other, Objective):
             return NotImplemented
         out = self._combine(other, lambda p, q: p * q, "*")
@@ -72,7 +74,7 @@ class Objective:
 
     __rmul__ = __mul__
 
-    def __truediv__(self, other: Any) -> "Objective":
+    def __truediv__(self, other: Any) -> Objective:
         if isinstance(other, Objective):
             return NotImplemented
         return self._combine(other, lambda p, q: p / q, "/")
@@ -138,17 +140,18 @@ def direction(layer: str, vector: Any) -> Objective:
     return Objective(fn, [layer], f"direction({layer!r})")
 
 
-def class_logit(index: int) -> Objective:
-    """The model's output ``index`` (a logit stays a logit)."""
-    index = _check_index(index, "class index")
+@renamed(index="target")
+def class_logit(target: int) -> Objective:
+    """The model's output column ``target``, the wanted class (a logit stays a logit)."""
+    target = _check_index(target, "target")
 
     def fn(_acts, out):
-        if not -out.shape[1] <= index < out.shape[1]:
+        if not -out.shape[1] <= target < out.shape[1]:
             raise TargetError(
-                f"class {index} is out of range for a model with {out.shape[1]} outputs "
+                f"class {target} is out of range for a model with {out.shape[1]} outputs "
                 f"(valid: 0 to {out.shape[1] - 1})")
-        return out[:, index]
-    return Objective(fn, [], f"class_logit({index})")
+        return out[:, target]
+    return Objective(fn, [], f"class_logit({target})")
 
 
 def as_objective(obj: Any) -> Objective:

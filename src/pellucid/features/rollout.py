@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._common import check_choice, progress_bar
 from ..errors import InputError
+from .attention import attention
 
 __all__ = ["attention_rollout", "attention_flow", "fuse_heads", "HEAD_FUSIONS"]
 
@@ -29,15 +31,13 @@ HEAD_FUSIONS = ("mean", "max", "min")
 _SCALE = 10 ** 6
 
 
-def _attentions(source: Any, inputs: Any, kwargs: dict) -> torch.Tensor:
+def _attentions(source: Any, inputs: Any, batch_size: int | None, progress: bool | None) -> torch.Tensor:
     if isinstance(source, torch.Tensor) and inputs is None:
         att = source
     else:
-        from .attention import attention
-
         if inputs is None:
             raise InputError("give the attention weights, or a model and its inputs")
-        att = attention(source, inputs, **kwargs)
+        att = attention(source, inputs, batch_size=batch_size, progress=progress)
     if att.dim() == 4:  # one row: (layers, heads, T, T)
         att = att[None]
     if att.dim() != 5 or att.shape[-1] != att.shape[-2]:
@@ -49,13 +49,10 @@ def _attentions(source: Any, inputs: Any, kwargs: dict) -> torch.Tensor:
 
 def fuse_heads(att: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
     """``(..., heads, T, T) -> (..., T, T)`` by the heads' mean, max or min."""
+    check_choice(head_fusion, "head_fusion", HEAD_FUSIONS)
     if head_fusion == "mean":
         return att.mean(dim=-3)
-    if head_fusion == "max":
-        return att.amax(dim=-3)
-    if head_fusion == "min":
-        return att.amin(dim=-3)
-    raise InputError(f"head_fusion must be one of {', '.join(map(repr, HEAD_FUSIONS))}; got {head_fusion!r}")
+    return att.amax(dim=-3) if head_fusion == "max" else att.amin(dim=-3)
 
 
 def _residual(att: torch.Tensor, head_fusion: str, residual: bool) -> torch.Tensor:
@@ -68,16 +65,16 @@ def _residual(att: torch.Tensor, head_fusion: str, residual: bool) -> torch.Tens
 
 def attention_rollout(
     attentions: Any, inputs: Any = None, *, head_fusion: str = "mean", residual: bool = True,
-    **kwargs: Any,
+    batch_size: int | None = None, progress: bool | None = None,
 ) -> torch.Tensor:
     """Attention rollout ``(n, T, T)``: ``Ã_L ⋯ Ã_1`` with ``Ã_l = norm(½ fuse(A_l) + ½ I)``.
 
     ``attentions`` is the output of :func:`~pellucid.features.attention` (or one row of it),
-    or a model, then called on ``inputs`` (``kwargs`` go to ``attention``). Row ``q`` of the
+    or a model, then called on ``inputs`` (with ``batch_size`` and ``progress``). Row ``q`` of the
     result says which input tokens output token ``q`` draws on (for a classifier reading the
     first token, ``[:, 0]``; for a ViT, ``[:, 0, 1:]`` reshaped to the patch grid).
     """
-    a = _residual(_attentions(attentions, inputs, kwargs), head_fusion, residual)
+    a = _residual(_attentions(attentions, inputs, batch_size, progress), head_fusion, residual)
     rollout = a[:, 0]
     for layer in range(1, a.shape[1]):
         rollout = a[:, layer] @ rollout
@@ -86,18 +83,19 @@ def attention_rollout(
 
 def attention_flow(
     attentions: Any, inputs: Any = None, *, head_fusion: str = "mean", residual: bool = True,
-    output_token: int | None = None, **kwargs: Any,
+    output_token: int | None = None, batch_size: int | None = None, progress: bool | None = None,
 ) -> torch.Tensor:
     """Attention flow ``(n, T, T)`` (or ``(n, T)`` for one ``output_token``): max-flow from input
     token ``k`` to top-layer token ``q`` through the layers, capacities ``Ã_l``.
 
     Arguments as for :func:`attention_rollout`. Every flow is at most 1 (the rows of ``Ã`` sum
-    to 1). Slower than rollout: ``n · T²`` max-flow problems (``n · T`` with ``output_token``).
+    to 1). Slower than rollout: ``n · T²`` max-flow problems (``n · T`` with ``output_token``),
+    with a progress bar over the rows (``progress``).
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import maximum_flow
 
-    a = _residual(_attentions(attentions, inputs, kwargs), head_fusion, residual)
+    a = _residual(_attentions(attentions, inputs, batch_size, progress), head_fusion, residual)
     n, layers, t, _ = a.shape
     if output_token is not None and not -t <= output_token < t:
         raise InputError(f"output_token {output_token} is out of range for {t} tokens")
@@ -110,7 +108,7 @@ def attention_flow(
     cols = ((src_l + 1) * t + dst_i).ravel()
     size = (layers + 1) * t
     out = np.zeros((n, len(queries), t))
-    for b in range(n):
+    for b in progress_bar(range(n), progress, "attention_flow", unit="row"):
         data = caps[b].ravel()  # order (l, i, j), matching the meshgrid
         graph = csr_matrix((data, (rows, cols)), shape=(size, size))
         for qi, q in enumerate(queries):

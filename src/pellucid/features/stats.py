@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._common import progress_bar
+from .._hooks import Site, find_layer, first_tensor, hooks
+from .._table import text_table
+from ..adapters import wrap
 from ..errors import InputError, LayerError
 from ..model import Model
-from ..adapters import wrap
 from .activations import resolve_layers
 
 __all__ = ["activation_stats", "ActivationStats", "LayerStats", "ACTIVATIONS", "SATURATION"]
@@ -48,6 +52,14 @@ ACTIVATIONS: dict[type, str] = {
 #: |pre-activation| beyond which a sigmoid- or tanh-like unit counts as saturated.
 SATURATION = {"sigmoid": 4.0, "tanh": 2.0}
 _HIST_RANGE, _HIST_BINS = 6.0, 60
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1%}"
+
+
+_FORMATS = {"dead": _percent, "saturated": _percent, "positive": _percent,
+            "mean": "{:+.3g}".format, "std": "{:.3g}".format}
 
 
 @dataclasses.dataclass
@@ -99,22 +111,16 @@ class ActivationStats:
         return self.layers[name]
 
     def __str__(self) -> str:
-        rows = [[str(r["layer"]), r["module"], str(r["units"]), f"{r['dead']:.1%}",
-                 "-" if math.isnan(r["saturated"]) else f"{r['saturated']:.1%}",
-                 f"{r['positive']:.1%}", f"{r['mean']:+.3g}", f"{r['std']:.3g}"]
-                for r in self.table()]
-        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(self.COLUMNS)]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-        return "\n".join([f"activation statistics over {self.rows} rows", line(self.COLUMNS),
-                          *map(line, rows)])
+        return text_table(self.table(), self.COLUMNS, formats=_FORMATS,
+                          title=f"activation statistics over {self.rows} rows")
 
     __repr__ = __str__
 
     def plot(self, **kwargs: Any):
         """:func:`pellucid.plot.activation_stats` of these statistics."""
-        from ..plot.features import activation_stats as _plot
+        from ..plot import features as _plots
 
-        return _plot(self, **kwargs)
+        return _plots.activation_stats(self, **kwargs)
 
 
 class _Running:
@@ -131,7 +137,8 @@ class _Running:
 
     def add(self, pre: torch.Tensor, post: torch.Tensor, axis: int, name: str) -> None:
         if pre.dim() < 2:
-            raise LayerError(f"layer {name!r} gives outputs shaped {tuple(pre.shape)}; expected (n, units, ...)")
+            raise LayerError(
+                f"layer {name!r} gives outputs shaped {tuple(pre.shape)}; expected (n, units, ...)")
         ax = axis % pre.dim()
         if ax == 0:
             raise InputError("unit_axis must not be the batch axis 0")
@@ -157,8 +164,6 @@ class _Running:
                                  -_HIST_RANGE, _HIST_RANGE)
 
     def result(self, name: str, module: nn.Module) -> LayerStats:
-        if self.sum is None:
-            raise LayerError(f"layer {name!r} did not run on the data, so it has no statistics")
         mean_u = self.sum / self.count
         var_u = (self.sumsq / self.count - mean_u ** 2).clamp_min(0)
         mean = float(self.sum.sum() / self.values)
@@ -194,24 +199,32 @@ def _kind(module: nn.Module) -> str:
 
 
 def _batches(m: Model, data: Any, batch_size: int | None, progress: bool | None) -> Iterable[torch.Tensor]:
-    """Tensors of rows: chunks of one array, or the items of an iterable (first of a tuple)."""
-    if isinstance(data, (torch.Tensor, np.ndarray)) or hasattr(data, "to_numpy"):
-        x = m.prepare(data, name="data")
-        for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
-                          desc="activation_stats"):
-            yield x[s]
-        return
-    if not isinstance(data, Iterable):
-        raise InputError(f"data must be a tensor, an array or an iterable of batches; got {type(data).__name__}")
-    for batch in data:
-        if isinstance(batch, (tuple, list)):
+    """Tensors of rows: chunks of one array, or of each item of an iterable (first of a tuple)."""
+    single = isinstance(data, (torch.Tensor, np.ndarray)) or hasattr(data, "to_numpy")
+    if not single and not isinstance(data, Iterable):
+        raise InputError(
+            f"data must be a tensor, an array or an iterable of batches; got {type(data).__name__}")
+    for batch in [data] if single else progress_bar(data, progress, "activation_stats", unit="batch"):
+        if isinstance(batch, (tuple, list)) and not single:
             batch = batch[0]
         elif isinstance(batch, dict):
             raise InputError("data batches must be tensors or (inputs, labels) tuples, not dicts")
-        x = m.prepare(batch, name="a batch of data")
-        size = m.batch_rows(x.shape[1:], batch_size)
-        for start in range(0, len(x), size):
-            yield x[start:start + size]
+        x = m.prepare(batch, name="data" if single else "a batch of data")
+        for rows, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size,
+                                progress=progress if single else False, desc="activation_stats"):
+            yield x[rows]
+
+
+def _layers(m: Model, layers: Any) -> list[str]:
+    """The layer keys to analyse: ``layers`` resolved, or every activation module."""
+    if layers is not None:
+        return resolve_layers(m, layers)
+    keys = [name for name, mod in m.module.named_modules() if name and _kind(mod) != "other"]
+    if not keys:
+        raise LayerError(
+            f"{m.name} has no activation modules (nn.ReLU, nn.Sigmoid, ...); activations "
+            "called as functions cannot be hooked. Name the layers before them with layers=")
+    return keys
 
 
 def activation_stats(
@@ -227,8 +240,12 @@ def activation_stats(
 
     ``data`` is a tensor/array of rows (run in chunks of ``batch_size``) or any iterable of
     batches, e.g. a ``DataLoader`` (a tuple batch is read at its first item): nothing but running
-    sums is kept, so the data set may be of any size. ``layers=None`` takes every activation
-    module (see :data:`ACTIVATIONS`). Returns :class:`ActivationStats` (``print`` it for a table,
+    sums is kept, so the data set may be of any size. ``layers`` names layers or call sites
+    ``"name@k"`` (the ``k``-th call of a module that runs several times per forward pass); a
+    reused module named without a call site is refused, with its call sites named, since pooling
+    its calls would mix different pre-activations. ``layers=None`` takes every activation module
+    (see :data:`ACTIVATIONS`), a reused one as one entry per call site (``"layer1.0.relu@0"``,
+    ``"layer1.0.relu@1"``). Returns :class:`ActivationStats` (``print`` it for a table,
     ``.to_frame()`` for pandas, ``.plot()`` for bars and histograms).
 
     Example:
@@ -241,45 +258,45 @@ def activation_stats(
     m = wrap(model, batch_size=batch_size)
     if m.module is None:
         raise LayerError(f"{m.name} is not a torch module, so it has no layers to analyse")
-    if layers is None:
-        chosen = [(n, mod) for n, mod in m.module.named_modules() if n and _kind(mod) != "other"]
-        if not chosen:
-            raise LayerError(
-                f"{m.name} has no activation modules (nn.ReLU, nn.Sigmoid, ...); activations "
-                "called as functions cannot be hooked. Name the layers before them with layers=")
-        names, modules = [n for n, _ in chosen], [mod for _, mod in chosen]
-    else:
-        modules, names = resolve_layers(m, layers)
-    running = {name: _Running(_kind(mod)) for name, mod in zip(names, modules)}
+    keys = _layers(m, layers)
+    modules = {key: find_layer(m, key)[0] for key in keys}
+    kinds = {key: _kind(mod) for key, mod in modules.items()}
+    running: dict[tuple[str, int], _Running] = {}
+    stash: dict[tuple[str, int], torch.Tensor] = {}
 
-    stash: dict[str, torch.Tensor] = {}
+    def before(site: Site, args: Any) -> None:
+        if args and isinstance(args[0], torch.Tensor):  # an in-place activation overwrites it
+            inplace = bool(getattr(site.module, "inplace", False))
+            stash[site.name, site.call] = args[0].clone() if inplace else args[0]
 
-    def pre_hook_for(name: str, inplace: bool):
-        def pre_hook(_mod: nn.Module, inputs: Any) -> None:
-            if inputs and isinstance(inputs[0], torch.Tensor):  # an in-place ReLU overwrites it
-                stash[name] = inputs[0].clone() if inplace else inputs[0]
-        return pre_hook
-
-    def hook_for(name: str, is_activation: bool):
-        def hook(_mod: nn.Module, _inputs: Any, output: Any) -> None:
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            pre = stash.pop(name, out) if is_activation else out
-            running[name].add(pre, out, unit_axis, name)
-        return hook
+    def after(site: Site, output: Any) -> None:
+        out = first_tensor(output, site.name)
+        pre = stash.pop((site.name, site.call), out)
+        if (site.name, site.call) not in running:
+            running[site.name, site.call] = _Running(kinds[site.name])
+        running[site.name, site.call].add(pre, out, unit_axis, site.name)
 
     rows = 0
-    with m.explaining(), torch.no_grad():
-        handles = [mod.register_forward_hook(hook_for(n, running[n].kind != "other"))
-                   for n, mod in zip(names, modules)]
-        handles += [mod.register_forward_pre_hook(pre_hook_for(n, bool(getattr(mod, "inplace", False))))
-                    for n, mod in zip(names, modules) if running[n].kind != "other"]
-        try:
-            for x in _batches(m, data, batch_size, progress):
-                m.forward(x)
-                rows += len(x)
-        finally:
-            for h in handles:
-                h.remove()
+    with m.explaining(), torch.no_grad(), \
+            hooks(m, {k: before for k in keys if kinds[k] != "other"}, pre=True) as pre_run, \
+            hooks(m, {k: after for k in keys}) as run:
+        for x in _batches(m, data, batch_size, progress):
+            pre_run.reset()
+            run.reset()
+            m.forward(x)
+            rows += len(x)
+            if layers is not None:
+                for key in keys:  # refuses a reused module's plain name, or a call site not reached
+                    if run.calls(key):
+                        run.check_once(key)
     if rows == 0:
         raise InputError("data holds no rows")
-    return ActivationStats({n: running[n].result(n, mod) for n, mod in zip(names, modules)}, rows)
+    found: dict[str, LayerStats] = {}
+    for key in keys:
+        calls = sorted(call for name, call in running if name == key)
+        if not calls:
+            raise LayerError(f"layer {key!r} did not run on the data, so it has no statistics")
+        for call in calls:
+            name = key if len(calls) == 1 else f"{key}@{call}"
+            found[name] = running[key, call].result(name, modules[key])
+    return ActivationStats(found, rows)

@@ -6,7 +6,8 @@ Every function returns a :class:`matplotlib.figure.Figure` built without pyplot.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,7 +128,8 @@ def _attention_row(att: Any, index: int) -> np.ndarray:
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4:
-        raise PellucidError(f"attention must be (n, layers, heads, T, T) or (layers, heads, T, T); got {a.shape}")
+        raise PellucidError(
+            f"attention must be (n, layers, heads, T, T) or (layers, heads, T, T); got {a.shape}")
     return a
 
 

@@ -1,47 +1,70 @@
-"""Result types of :mod:`pellucid.simplify`: small dataclasses with a readable table and a plot.
+"""Result types of :mod:`pellucid.simplify`: small dataclasses that print, give a table and draw.
 
 Every report states the cost in accuracy honestly: ``accuracy_before``/``accuracy_after`` on the
 labelled data the call was given (``None`` without labels), and ``agreement`` with the original
-model on the same rows.
+model on the same rows. The functions that make a simpler model return ``Simplified(model,
+report)``, a named tuple that still unpacks as ``model, report = prune(...)``.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple
 
-__all__ = ["PruneReport", "TrainReport", "QuantizeReport", "DistillReport", "table"]
+from torch import nn
+
+from .._table import text_table
+
+__all__ = ["Simplified", "PruneReport", "TrainReport", "QuantizeReport", "DistillReport", "recorded"]
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table: numbers right-aligned, floats to 4 significant figures."""
-    def fmt(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
+class Simplified(NamedTuple):
+    """What ``prune``, ``fine_tune``, ``quantize``, ``distill`` and ``train`` return: the new
+    ``model`` (a copy; the one passed in is never changed) and the ``report`` of its cost."""
 
-    def numeric(v: Any) -> bool:
-        return isinstance(v, (int, float)) or (isinstance(v, str) and v.rstrip("%x").replace(".", "", 1).lstrip("-").isdigit())
+    model: nn.Module
+    report: Any
 
-    cells = [[fmt(v) for v in r] for r in rows]
-    right = [bool(rows) and all(numeric(r[i]) or r[i] is None for r in rows) for i in range(len(header))]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
-    line = lambda r: "  ".join(  # noqa: E731
-        c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
-    ).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+def recorded(*hidden: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: the result's ``params`` get every option of the call, defaults included.
+
+    The first two parameters (the model and its data), ``progress`` and the ``hidden`` ones (data
+    sets, names) are not options. Entries the function put in ``params`` itself take precedence.
+    The result is a :class:`Simplified` (its report is filled) or a result with ``params``.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(function)
+        skip = set(list(signature.parameters)[:2]) | {"progress", *hidden}
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            result = function(*bound.args, **bound.kwargs)
+            target = result.report if isinstance(result, Simplified) else result
+            options = {k: v for k, v in bound.arguments.items() if k not in skip}
+            target.params = {**options, **target.params}
+            return result
+
+        return call
+
+    return decorate
 
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
-def _new_axes(figsize: tuple[float, float]) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
+def _accuracy(before: float | None, after: float | None) -> str:
+    return f"accuracy {_pct(before)} -> {_pct(after)}"
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    return fig, fig.add_subplot()
+
+def _epochs(losses: list[float]) -> list[dict[str, Any]]:
+    return [{"epoch": i + 1, "loss": loss} for i, loss in enumerate(losses)]
 
 
 @dataclass(eq=False)
@@ -78,41 +101,35 @@ class PruneReport:
         total = sum(layer["parameters"] for layer in self.layers)
         return self.removed / total if total else 0.0
 
-    def table(self) -> str:
-        rows = [[l["name"], l["kind"], "x".join(map(str, l["shape_before"])),
-                 "x".join(map(str, l["shape_after"])), l["parameters"], l["removed"],
-                 f"{100 * l['sparsity']:.1f}%"] for l in self.layers]
-        return table(["layer", "kind", "before", "after", "weights", "removed", "sparsity"], rows)
+    def table(self) -> list[dict[str, Any]]:
+        """One row per pruned layer (the entries of ``layers``)."""
+        return [dict(layer) for layer in self.layers]
 
     def __str__(self) -> str:
+        layers = text_table(
+            self.table(),
+            ["name", "kind", "shape_before", "shape_after", "parameters", "removed", "sparsity"],
+            headers={"name": "layer", "shape_before": "before", "shape_after": "after",
+                     "parameters": "weights"},
+            formats={"sparsity": "{:.1%}".format},
+        )
         return (
             f"{self.method}: removed {self.removed} of {sum(l['parameters'] for l in self.layers)} "
             f"weights ({100 * self.sparsity:.1f}%); parameters {self.parameters_before} -> "
             f"{self.parameters_after}, non-zero {self.nonzero_before} -> {self.nonzero_after}\n"
-            f"accuracy {_pct(self.accuracy_before)} -> {_pct(self.accuracy_after)}, "
-            f"agreement with the original {_pct(self.agreement)}\n{self.table()}"
+            f"{_accuracy(self.accuracy_before, self.accuracy_after)}, agreement with the original "
+            f"{_pct(self.agreement)}\n{layers}"
         )
 
     def __repr__(self) -> str:
         return (f"PruneReport({self.method}, sparsity={self.sparsity:.3f}, "
                 f"accuracy {self.accuracy_before} -> {self.accuracy_after})")
 
-    def plot(self) -> Any:
-        """Share removed per layer, as horizontal bars (a matplotlib ``Figure``)."""
-        import numpy as np
+    def plot(self, **kwargs: Any) -> Any:
+        """Share removed per layer, as horizontal bars (see :func:`pellucid.plot.simplify.pruning`)."""
+        from ..plot import simplify as _plots
 
-        fig, ax = _new_axes((6.0, 0.4 * len(self.layers) + 1.4))
-        pos = np.arange(len(self.layers))[::-1]
-        ax.barh(pos, [100 * l["sparsity"] for l in self.layers], color="#4393c3", height=0.7)
-        ax.set_yticks(pos, [l["name"] for l in self.layers])
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("removed (%)")
-        acc = "" if self.accuracy_before is None else (
-            f"\naccuracy {100 * self.accuracy_before:.1f}% → {100 * self.accuracy_after:.1f}%")
-        ax.set_title(f"{self.method}{acc}", fontsize=10)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        return fig
+        return _plots.pruning(self, **kwargs)
 
 
 @dataclass(eq=False)
@@ -124,20 +141,21 @@ class TrainReport:
     accuracy_after: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
+    def table(self) -> list[dict[str, Any]]:
+        """One row per epoch: its mean training loss."""
+        return _epochs(self.losses)
+
     def __str__(self) -> str:
         return (f"{len(self.losses)} epochs, loss {self.losses[0]:.4g} -> {self.losses[-1]:.4g}; "
-                f"accuracy {_pct(self.accuracy_before)} -> {_pct(self.accuracy_after)}")
+                f"{_accuracy(self.accuracy_before, self.accuracy_after)}")
 
     __repr__ = __str__
 
-    def plot(self) -> Any:
-        """Loss per epoch (a matplotlib ``Figure``)."""
-        fig, ax = _new_axes((4.5, 3.2))
-        ax.plot(range(1, len(self.losses) + 1), self.losses, marker="o")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("mean training loss")
-        ax.grid(True, alpha=0.3)
-        return fig
+    def plot(self, **kwargs: Any) -> Any:
+        """Loss per epoch (see :func:`pellucid.plot.simplify.training`)."""
+        from ..plot import simplify as _plots
+
+        return _plots.training(self, **kwargs)
 
 
 @dataclass(eq=False)
@@ -174,26 +192,24 @@ class QuantizeReport:
         return self.accuracy_before - self.accuracy_after
 
     def __str__(self) -> str:
+        change = "n/a" if self.max_abs_diff is None else f"{self.max_abs_diff:.4g}"
         return (
             f"{self.mode} {self.dtype} quantization of {len(self.layers)} layer(s)\n"
             f"weights {self.weight_bytes_before} -> {self.weight_bytes_after} bytes "
             f"({self.compression:.2f}x smaller); state_dict {self.size_before} -> {self.size_after} bytes\n"
-            f"accuracy {_pct(self.accuracy_before)} -> {_pct(self.accuracy_after)}, agreement "
-            f"{_pct(self.agreement)}, largest output change {self.max_abs_diff if self.max_abs_diff is None else f'{self.max_abs_diff:.4g}'}"
+            f"{_accuracy(self.accuracy_before, self.accuracy_after)}, agreement {_pct(self.agreement)}, "
+            f"largest output change {change}"
         )
 
     def __repr__(self) -> str:
         return (f"QuantizeReport({self.mode} {self.dtype}, {self.compression:.2f}x, "
                 f"agreement={self.agreement})")
 
-    def plot(self) -> Any:
-        """Weight bytes before and after, annotated with accuracy and agreement."""
-        fig, ax = _new_axes((4.5, 3.2))
-        ax.bar(["float32", self.dtype], [self.weight_bytes_before, self.weight_bytes_after],
-               color=["#bdbdbd", "#4393c3"])
-        ax.set_ylabel("bytes of quantized layers' weights")
-        ax.set_title(f"{self.compression:.1f}x smaller · agreement {_pct(self.agreement)}")
-        return fig
+    def plot(self, **kwargs: Any) -> Any:
+        """Weight bytes before and after (see :func:`pellucid.plot.simplify.quantization`)."""
+        from ..plot import simplify as _plots
+
+        return _plots.quantization(self, **kwargs)
 
 
 @dataclass(eq=False)
@@ -217,6 +233,10 @@ class DistillReport:
     def compression(self) -> float:
         return self.teacher_parameters / max(1, self.student_parameters)
 
+    def table(self) -> list[dict[str, Any]]:
+        """One row per epoch: its mean distillation loss."""
+        return _epochs(self.losses)
+
     def __str__(self) -> str:
         return (
             f"student with {self.student_parameters} parameters ({self.compression:.1f}x fewer than "
@@ -228,12 +248,8 @@ class DistillReport:
     def __repr__(self) -> str:
         return f"DistillReport(fidelity={self.fidelity:.4f}, compression={self.compression:.1f}x)"
 
-    def plot(self) -> Any:
-        """Training loss per epoch, titled with the held-out fidelity."""
-        fig, ax = _new_axes((4.5, 3.2))
-        ax.plot(range(1, len(self.losses) + 1), self.losses, marker=".")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("distillation loss")
-        ax.set_title(f"fidelity {_pct(self.fidelity)} · {self.compression:.1f}x fewer parameters")
-        ax.grid(True, alpha=0.3)
-        return fig
+    def plot(self, **kwargs: Any) -> Any:
+        """Loss per epoch, titled with the fidelity (see :func:`pellucid.plot.simplify.distillation`)."""
+        from ..plot import simplify as _plots
+
+        return _plots.distillation(self, **kwargs)

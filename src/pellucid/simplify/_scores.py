@@ -18,30 +18,32 @@ Three criteria, each a tensor shaped like the weight (unstructured) or one score
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._common import check_choice
+from .._hooks import capture
 from ..errors import InputError, ModelError, NotDifferentiableError
-from ..model import Model, select_target, gather
+from ..model import Model, gather, select_target
+from ._structured import PRUNABLE
 
 CRITERIA = ("magnitude", "gradient", "attribution")
 
 
 def _loss_grads(module: nn.Module, model: Model, x: torch.Tensor, y: torch.Tensor | None,
-                names: list[str], batch_size: int | None) -> dict[str, torch.Tensor]:
+                names: list[str], batch_size: int | None, progress: bool | None) -> dict[str, torch.Tensor]:
     """Mean-loss gradients of the named parameters over all rows, accumulated in chunks."""
     params = dict(module.named_parameters())
     grads = {k: torch.zeros_like(params[k]) for k in names}
     for p in module.parameters():
         p.requires_grad_(True)
     with torch.enable_grad():
-        for s, _ in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc="scores"):
-            out = model.forward(x[s])
-            target = y[s] if y is not None else out.detach().argmax(dim=1)
-            loss = F.cross_entropy(out, target, reduction="sum") / len(x)
+        for rows, labels in model.chunks(len(x), x.shape[1:], target=y, batch_size=batch_size,
+                                         progress=progress, desc="scores"):
+            out = model.forward(x[rows])
+            wanted = out.detach().argmax(dim=1) if labels is None else labels.to(out.device)
+            loss = F.cross_entropy(out, wanted, reduction="sum") / len(x)
             gs = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
             for k, g in zip(names, gs):
                 if g is not None:
@@ -50,20 +52,21 @@ def _loss_grads(module: nn.Module, model: Model, x: torch.Tensor, y: torch.Tenso
 
 
 def weight_scores(module: nn.Module, names: list[str], criterion: str, x: torch.Tensor | None,
-                  y: torch.Tensor | None, batch_size: int | None) -> dict[str, torch.Tensor]:
+                  y: torch.Tensor | None, batch_size: int | None, progress: bool | None
+                  ) -> dict[str, torch.Tensor]:
     """One score per weight of each named parameter of ``module`` (a private copy)."""
     params = dict(module.named_parameters())
     if criterion == "magnitude":
         return {k: params[k].detach().abs() for k in names}
     model = Model(module, module=module)
     if criterion == "gradient":
-        grads = _loss_grads(module, model, x, y, names, batch_size)
+        grads = _loss_grads(module, model, x, y, names, batch_size, progress)
         return {k: (params[k].detach() * grads[k]).abs() for k in names}
     # attribution: per-example |w * df_t/dw|, summed over rows
     from torch.func import functional_call, grad, vmap
 
     fixed = {k: v.detach() for k, v in module.named_parameters()}
-    fixed.update({k: v for k, v in module.named_buffers()})
+    fixed.update(dict(module.named_buffers()))
 
     def explained(pruned: dict[str, torch.Tensor], row: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = functional_call(module, {**fixed, **pruned}, (row[None],))
@@ -74,10 +77,10 @@ def weight_scores(module: nn.Module, names: list[str], criterion: str, x: torch.
     size = min(model.batch_rows(x.shape[1:], batch_size), 64)  # per-example grads: rows x params
     with torch.no_grad():
         targets = select_target(model.outputs(x, batch_size=batch_size, progress=False), None)
-    for start in range(0, len(x), size):
-        s = slice(start, start + size)
+    for rows, t in model.chunks(len(x), x.shape[1:], target=targets, batch_size=size,
+                                progress=progress, desc="scores"):
         try:
-            g = per_row({k: fixed[k] for k in names}, x[s], targets[s])
+            g = per_row({k: fixed[k] for k in names}, x[rows], t.to(x.device))
         except Exception as err:  # vmap refuses data-dependent control flow, in-place ops, ...
             raise NotDifferentiableError(
                 f"criterion='attribution' needs per-example gradients through torch.func, which "
@@ -89,8 +92,8 @@ def weight_scores(module: nn.Module, names: list[str], criterion: str, x: torch.
 
 
 def unit_scores(module: nn.Module, layers: dict[str, nn.Module], criterion: str,
-                x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int | None
-                ) -> dict[str, torch.Tensor]:
+                x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int | None,
+                progress: bool | None) -> dict[str, torch.Tensor]:
     """One score per output unit (channel or neuron) of each layer in ``layers`` (name -> module)."""
     if criterion == "magnitude":
         return {n: m.weight.detach().abs().flatten(1).sum(dim=1) for n, m in layers.items()}
@@ -101,7 +104,7 @@ def unit_scores(module: nn.Module, layers: dict[str, nn.Module], criterion: str,
             names.append(f"{n}.weight")
             if m.bias is not None:
                 names.append(f"{n}.bias")
-        grads = _loss_grads(module, model, x, y, names, batch_size)
+        grads = _loss_grads(module, model, x, y, names, batch_size, progress)
         params = dict(module.named_parameters())
         out = {}
         for n, m in layers.items():
@@ -111,43 +114,33 @@ def unit_scores(module: nn.Module, layers: dict[str, nn.Module], criterion: str,
             out[n] = s.abs()
         return out
     # attribution: gradient x activation of each unit's output, per row, in absolute value
-    acts: dict[str, torch.Tensor] = {}
-
-    def keep(name: str):
-        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-            acts[name] = out
-        return hook
-
-    handles = [m.register_forward_hook(keep(n)) for n, m in layers.items()]
     scores = {n: torch.zeros(m.weight.shape[0], device=m.weight.device) for n, m in layers.items()}
-    try:
-        with torch.enable_grad():
-            for s, _ in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc="scores"):
-                xs = x[s].detach().requires_grad_(True)  # so activations carry a graph
-                acts.clear()
-                out = model.forward(xs)
-                chosen = gather(out, select_target(out, None)).sum()
-                names = list(acts)
-                gs = torch.autograd.grad(chosen, [acts[n] for n in names], allow_unused=True)
-                for n, g in zip(names, gs):
-                    if g is None:
-                        continue
-                    a = acts[n].detach()
-                    scores[n] += (a * g).flatten(2).sum(dim=2).abs().sum(dim=0) if a.dim() > 2 \
-                        else (a * g).abs().sum(dim=0)
-    finally:
-        for h in handles:
-            h.remove()
+    with capture(module, list(layers)) as (run, seen), torch.enable_grad():
+        for rows, _ in model.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress,
+                                    desc="scores"):
+            run.reset()
+            for calls in seen.values():
+                calls.clear()
+            out = model.forward(x[rows].detach().requires_grad_(True))  # so activations carry a graph
+            for n in layers:  # one activation per row is needed: a reused layer is refused
+                run.check_once(n)
+            acts = [seen[n][0] for n in layers]
+            chosen = gather(out, select_target(out, None)).sum()
+            for n, a, g in zip(layers, acts, torch.autograd.grad(chosen, acts, allow_unused=True)):
+                if g is None:
+                    continue
+                ga = a.detach() * g  # per unit: summed over positions first, then |.| per row
+                per_unit = ga.flatten(2).sum(dim=2) if ga.dim() > 2 else ga
+                scores[n] += per_unit.abs().sum(dim=0)
     return scores
 
 
 def check_criterion(criterion: str, x: torch.Tensor | None) -> None:
-    if criterion not in CRITERIA:
-        raise InputError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+    check_choice(criterion, "criterion", CRITERIA)
     if criterion != "magnitude" and x is None:
         raise InputError(f"criterion={criterion!r} needs data: pass data=inputs or (inputs, labels)")
 
 
 def check_layer_kind(module: nn.Module, name: str) -> None:
-    if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+    if not isinstance(module, PRUNABLE):
         raise ModelError(f"layer {name!r} is a {type(module).__name__}; prune handles Linear and Conv layers")

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ModelError
 
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _ELEMENTWISE_MODULES = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
     nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Identity,
@@ -86,7 +86,7 @@ def _follow(node: torch.fx.Node, modules: dict[str, nn.Module]) -> tuple[Group |
             group.flattened = True
         elif nxt.op == "call_module":
             mod = modules[nxt.target]
-            if isinstance(mod, _PRUNABLE):
+            if isinstance(mod, PRUNABLE):
                 if getattr(mod, "groups", 1) != 1:
                     return None, f"its consumer {nxt.target} is a grouped convolution"
                 if isinstance(mod, nn.Linear) and conv and not group.flattened:
@@ -125,7 +125,7 @@ def groups(module: nn.Module) -> tuple[dict[str, Group], dict[str, str]]:
     modules = dict(module.named_modules())
     found, refused = {}, {}
     for node in graph.nodes:
-        if node.op != "call_module" or not isinstance(modules[node.target], _PRUNABLE):
+        if node.op != "call_module" or not isinstance(modules[node.target], PRUNABLE):
             continue
         if node.target in found or node.target in refused:
             refused[node.target] = "the layer is called more than once"

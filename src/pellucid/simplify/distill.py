@@ -21,15 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, ModelError
-from ..model import Model
-from ._common import (agreement, classes, copy_module, count_parameters, fit, predict,
-                      torch_module, train_and_test)
-from ._report import DistillReport
+from .._common import check_fraction, check_positive
+from .._deprecation import renamed
+from ..errors import ModelError
+from ._data import train_and_test
+from ._report import DistillReport, Simplified, recorded
+from ._training import Schedule, agreement, as_module, classes, copy_module, count_parameters, fit, predict
 
 __all__ = ["distill"]
 
 
+@renamed(batch_size="train_batch_size")
+@recorded("student", "test")
 def distill(
     teacher: Any,
     data: Any,
@@ -39,12 +42,14 @@ def distill(
     alpha: float = 0.9,
     epochs: int = 30,
     lr: float = 1e-2,
-    batch_size: int = 64,
+    train_batch_size: int = 64,
     test: Any = None,
     holdout: float = 0.2,
     seed: int = 0,
-) -> tuple[nn.Module, DistillReport]:
-    """Train a copy of ``student`` to imitate ``teacher`` on ``data``; returns ``(student, report)``.
+    progress: bool | None = None,
+) -> Simplified:
+    """Train a copy of ``student`` to imitate ``teacher`` on ``data``; returns
+    ``Simplified(model=trained student, report=DistillReport)``.
 
     Neither the teacher nor the ``student`` passed in is changed: a copy of the student is
     trained and returned.
@@ -54,10 +59,12 @@ def distill(
         student: an untrained (or pre-trained) ``nn.Module`` with the teacher's output width.
         temperature: softening temperature T (default 4.0, as in Hinton et al.).
         alpha: weight of the soft (teacher) term; ``1 - alpha`` goes to the hard labels (default 0.9).
-        epochs, lr, batch_size: Adam training (defaults 30, 1e-2, 64).
+        epochs, lr, train_batch_size: Adam training in minibatches of ``train_batch_size`` rows
+            (defaults 30, 1e-2, 64; ``batch_size=`` is the deprecated old name of the last).
         test: held-out inputs (or ``(inputs, labels)``) for the fidelity; default: ``holdout`` of
             ``data`` (a seeded share, 0.2) is kept out of training for it.
         seed: the split, shuffling and dropout (the global RNG is left as found).
+        progress: a progress bar over the epochs on runs longer than two seconds.
 
     Example:
         >>> import torch
@@ -66,20 +73,17 @@ def distill(
         >>> 0.0 <= report.fidelity <= 1.0
         True
     """
-    if not temperature > 0:
-        raise InputError(f"temperature must be positive, got {temperature!r}")
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must lie in [0, 1], got {alpha!r}")
-    t_module = torch_module(teacher, "distill (the teacher)")
-    t_model = teacher if isinstance(teacher, Model) else Model(t_module, module=t_module)
+    temperature = check_positive(temperature, "temperature")
+    alpha = check_fraction(alpha, "alpha", allow_zero=True)
+    schedule = Schedule.checked(epochs, lr, train_batch_size)
+    t_module, t_model = as_module(teacher, "distill (the teacher)")
     if not isinstance(student, nn.Module):
         raise ModelError(f"student must be a torch.nn.Module; got {type(student).__name__}")
     x, y, x_test, y_test = train_and_test(t_model, data, test, holdout, seed)
-    t_train = predict(t_model, x, batch_size=batch_size)
-    t_test = predict(t_model, x_test, batch_size=batch_size)
+    t_train = predict(t_model, x, progress=progress)
+    t_test = predict(t_model, x_test, progress=progress)
 
-    s_module = copy_module(student).to(x.device)
-    s_model = Model(s_module, module=s_module)
+    s_module, s_model = copy_module(student, x.device)
     width = predict(s_model, x[:1]).shape[1]
     if width != t_train.shape[1]:
         raise ModelError(
@@ -94,18 +98,16 @@ def distill(
                       reduction="batchmean")
         return alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(out, hard[idx])
 
-    losses = fit(s_module, x, loss, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-    s_test = predict(s_model, x_test, batch_size=batch_size)
+    losses = fit(s_module, x, loss, schedule, seed=seed, progress=progress)
+    s_test = predict(s_model, x_test, progress=progress)
     report = DistillReport(
         fidelity=agreement(t_test, s_test),
         teacher_parameters=count_parameters(t_module),
         student_parameters=count_parameters(s_module),
         losses=losses,
-        train_fidelity=agreement(t_train, predict(s_model, x, batch_size=batch_size)),
-        params={"temperature": temperature, "alpha": alpha, "epochs": epochs, "lr": lr,
-                "batch_size": batch_size, "holdout": None if test is not None else holdout, "seed": seed},
+        train_fidelity=agreement(t_train, predict(s_model, x, progress=progress)),
     )
     if y_test is not None:
-        report.teacher_accuracy = float((classes(t_test).cpu() == y_test.cpu()).float().mean())
-        report.student_accuracy = float((classes(s_test).cpu() == y_test.cpu()).float().mean())
-    return s_module, report
+        report.teacher_accuracy = agreement(t_test, y_test)
+        report.student_accuracy = agreement(s_test, y_test)
+    return Simplified(s_module, report)

@@ -11,21 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
-from ..model import Model
-from ._common import accuracy, copy_module, fit, split_data, torch_module
-from ._report import TrainReport
+from .._common import check_positive
+from .._deprecation import renamed
+from ._report import Simplified, recorded
+from ._training import Schedule, as_module, train_copy
 
 __all__ = ["sparsity_penalty", "train"]
 
 
-def _check(l1: Any, l2: Any) -> None:
-    for name, v in (("l1", l1), ("l2", l2)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise InputError(f"{name} must be a non-negative number, got {v!r}")
+def _strengths(l1: Any, l2: Any) -> tuple[float, float]:
+    return check_positive(l1, "l1", allow_zero=True), check_positive(l2, "l2", allow_zero=True)
 
 
 def sparsity_penalty(model: nn.Module, *, l1: float = 0.0, l2: float = 0.0,
@@ -41,8 +38,8 @@ def sparsity_penalty(model: nn.Module, *, l1: float = 0.0, l2: float = 0.0,
         >>> round(sparsity_penalty(net, l1=0.1, l2=0.01).item(), 4)  # 0.1 * 3 + 0.01 * 5
         0.35
     """
-    _check(l1, l2)
-    module = torch_module(model, "sparsity_penalty")
+    l1, l2 = _strengths(l1, l2)
+    module, _ = as_module(model, "sparsity_penalty")
     params = [p for p in module.parameters() if p.requires_grad and (biases or p.dim() > 1)]
     device = params[0].device if params else torch.device("cpu")
     total = torch.zeros((), device=device)
@@ -54,31 +51,28 @@ def sparsity_penalty(model: nn.Module, *, l1: float = 0.0, l2: float = 0.0,
     return total
 
 
+@renamed(batch_size="train_batch_size")
+@recorded()
 def train(
     model: Any,
     data: Any,
     *,
-    epochs: int = 10,
-    lr: float = 1e-2,
-    batch_size: int = 64,
     l1: float = 0.0,
     l2: float = 0.0,
+    epochs: int = 10,
+    lr: float = 1e-2,
+    train_batch_size: int = 64,
     seed: int = 0,
-) -> tuple[nn.Module, TrainReport]:
+    progress: bool | None = None,
+) -> Simplified:
     """Train a copy of ``model`` on ``(inputs, labels)`` with cross-entropy plus the penalty.
 
-    Adam in shuffled minibatches, seeded (the global RNG is left as found); returns the trained
-    copy and a :class:`~pellucid.simplify.TrainReport` (loss per epoch, accuracy on ``data``
-    before and after). The model passed in is not changed.
+    Adam in shuffled minibatches of ``train_batch_size`` rows (``batch_size=`` is its deprecated
+    old name), seeded (the global RNG is left as found); returns ``Simplified(model=trained copy,
+    report=TrainReport)`` (loss per epoch, accuracy on ``data`` before and after). The model
+    passed in is not changed. ``progress``: a bar over the epochs on runs longer than two seconds.
     """
-    _check(l1, l2)
-    copy = copy_module(torch_module(model, "train"))
-    wrapped = Model(copy, module=copy)
-    x, y = split_data(wrapped, data, need_labels=True)
-    before = accuracy(wrapped, x, y)
+    l1, l2 = _strengths(l1, l2)
+    schedule = Schedule.checked(epochs, lr, train_batch_size)
     penalty = (lambda mod: sparsity_penalty(mod, l1=l1, l2=l2)) if (l1 or l2) else None
-    losses = fit(copy, x, lambda out, idx: F.cross_entropy(out, y[idx]), epochs=epochs, lr=lr,
-                 batch_size=batch_size, seed=seed, penalty=penalty)
-    return copy, TrainReport(losses, before, accuracy(wrapped, x, y),
-                             params={"epochs": epochs, "lr": lr, "batch_size": batch_size,
-                                     "l1": l1, "l2": l2, "seed": seed})
+    return train_copy(model, data, "train", schedule, seed=seed, progress=progress, penalty=penalty)

@@ -22,16 +22,17 @@ over ``data``, plus one forward pass before and after for the report. References
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-from torch import nn
 
-from ..errors import InputError, LayerError, ModelError
-from ..model import Model
+from .._common import check_choice, check_fraction
+from ..errors import LayerError, ModelError
 from . import _scores, _structured
-from ._common import accuracy, agreement, copy_module, count_parameters, predict, split_data, torch_module
-from ._report import PruneReport
+from ._data import split_data
+from ._report import PruneReport, Simplified, recorded
+from ._training import agreement, as_module, copy_module, count_parameters, predict
 
 __all__ = ["prune", "MASKS_ATTRIBUTE"]
 
@@ -39,38 +40,32 @@ __all__ = ["prune", "MASKS_ATTRIBUTE"]
 MASKS_ATTRIBUTE = "_pellucid_prune_masks"
 
 
-def _check_amount(amount: Any) -> float:
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0.0 <= amount < 1.0:
-        raise InputError(
-            f"amount is the share of weights (or units) to remove and must lie in [0, 1); got "
-            f"{amount!r}"
-        )
-    return float(amount)
-
-
+@recorded()
 def prune(
     model: Any,
+    data: Any = None,
     *,
     amount: float,
     criterion: str = "magnitude",
     structured: bool = False,
     scope: str = "global",
-    data: Any = None,
     layers: Sequence[str] | None = None,
     batch_size: int | None = None,
-) -> tuple[nn.Module, PruneReport]:
-    """Prune a copy of ``model``; returns ``(pruned copy, report)``.
+    progress: bool | None = None,
+) -> Simplified:
+    """Prune a copy of ``model``; returns ``Simplified(model=pruned copy, report=PruneReport)``.
 
     Options:
+        data: inputs or ``(inputs, labels)``; needed by the gradient and attribution criteria;
+            with labels the report gives accuracy before and after.
         amount: share of weights (unstructured) or of output units (structured) to remove, in [0, 1).
         criterion: ``"magnitude"`` (default), ``"gradient"`` or ``"attribution"`` (see module doc).
         structured: remove whole channels/units and shrink the tensors (default False).
         scope: ``"global"`` (default: rank all layers together) or ``"layer"`` (each layer alike).
-        data: inputs or ``(inputs, labels)``; needed by the gradient and attribution criteria;
-            with labels the report gives accuracy before and after.
         layers: names of the Conv/Linear layers to prune (default: all of them, or for structured
             pruning all whose units can be removed).
         batch_size: rows per forward pass.
+        progress: a progress bar over the scoring passes on runs longer than two seconds.
 
     Example:
         >>> import torch
@@ -79,18 +74,17 @@ def prune(
         >>> report.removed, int((pruned[0].weight == 0).sum() + (pruned[2].weight == 0).sum())
         (24, 24)
     """
-    amount = _check_amount(amount)
-    if scope not in ("global", "layer"):
-        raise InputError(f"scope must be 'global' or 'layer'; got {scope!r}")
-    original = torch_module(model, "prune")
-    wrapped = model if isinstance(model, Model) else Model(original, module=original)
+    amount = check_fraction(amount, "amount (the share of weights or units to remove)", closed=False,
+                            allow_zero=True)
+    check_choice(scope, "scope", ("global", "layer"))
+    original, wrapped = as_module(model, "prune")
     x = y = None
     if data is not None:
         x, y = split_data(wrapped, data)
     _scores.check_criterion(criterion, x)
-    before = predict(wrapped, x, batch_size=batch_size) if x is not None else None
+    before = predict(wrapped, x, batch_size=batch_size, progress=progress) if x is not None else None
 
-    copy = copy_module(original)
+    copy, after_model = copy_module(original)
     named = dict(copy.named_modules())
     if layers is not None:
         unknown = [n for n in layers if n not in named or n == ""]
@@ -98,13 +92,11 @@ def prune(
             raise LayerError(f"unknown layer(s) {unknown} in {type(original).__name__}")
         for n in layers:
             _scores.check_layer_kind(named[n], n)
-    if structured:
-        report_layers, masks = _prune_structured(copy, amount, criterion, scope, x, y, layers, batch_size)
-    else:
-        report_layers, masks = _prune_unstructured(copy, amount, criterion, scope, x, y, layers, batch_size)
+    how = (_prune_structured if structured else _prune_unstructured)
+    report_layers, masks = how(copy, amount, criterion, scope, x, y, layers, batch_size, progress)
+    if not structured:
         object.__setattr__(copy, MASKS_ATTRIBUTE, masks)
 
-    after_model = Model(copy, module=copy)
     report = PruneReport(
         method=f"{'structured' if structured else 'unstructured'} {criterion} pruning ({scope})",
         layers=report_layers,
@@ -113,43 +105,36 @@ def prune(
         nonzero_before=sum(int((p != 0).sum()) for p in original.parameters()),
         nonzero_after=sum(int((p != 0).sum()) for p in copy.parameters()),
         masks=masks,
-        params={"amount": amount, "criterion": criterion, "structured": structured,
-                "scope": scope, "layers": list(layers) if layers is not None else None},
     )
     if x is not None:
-        after = predict(after_model, x, batch_size=batch_size)
+        after = predict(after_model, x, batch_size=batch_size, progress=progress)
         report.agreement = agreement(before, after)
-        report.accuracy_before = accuracy(wrapped, x, y, batch_size=batch_size)
-        report.accuracy_after = accuracy(after_model, x, y, batch_size=batch_size)
-    return copy, report
+        report.accuracy_before = None if y is None else agreement(before, y)
+        report.accuracy_after = None if y is None else agreement(after, y)
+    return Simplified(copy, report)
 
 
-def _prune_unstructured(copy, amount, criterion, scope, x, y, layers, batch_size):
+def _lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """True at the ``k`` lowest entries; a stable sort breaks ties by position, so exactly ``k``."""
+    drop = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    drop[torch.argsort(flat, stable=True)[:k]] = True
+    return drop
+
+
+def _prune_unstructured(copy, amount, criterion, scope, x, y, layers, batch_size, progress):
     mods = {n: m for n, m in copy.named_modules()
-            if isinstance(m, _structured._PRUNABLE) and (layers is None or n in layers)}
+            if isinstance(m, _structured.PRUNABLE) and (layers is None or n in layers)}
     if not mods:
         raise ModelError(f"{type(copy).__name__} has no Linear or Conv layers to prune")
     names = [f"{n}.weight" for n in mods]
-    scores = _scores.weight_scores(copy, names, criterion, x, y, batch_size)
+    scores = _scores.weight_scores(copy, names, criterion, x, y, batch_size, progress)
     params = dict(copy.named_parameters())
-    masks: dict[str, torch.Tensor] = {}
     if scope == "global":
         flat = torch.cat([scores[k].flatten() for k in names])
-        k = round(amount * flat.numel())
-        drop = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-        # stable sort: ties broken by position, so the count removed is exactly k
-        drop[torch.argsort(flat, stable=True)[:k]] = True
-        offset = 0
-        for name in names:
-            n = scores[name].numel()
-            masks[name] = (~drop[offset:offset + n]).reshape(scores[name].shape).to(params[name].dtype)
-            offset += n
+        drops = torch.split(_lowest(flat, round(amount * flat.numel())), [scores[k].numel() for k in names])
     else:
-        for name in names:
-            flat = scores[name].flatten()
-            drop = torch.zeros_like(flat, dtype=torch.bool)
-            drop[torch.argsort(flat, stable=True)[:round(amount * flat.numel())]] = True
-            masks[name] = (~drop).reshape(scores[name].shape).to(params[name].dtype)
+        drops = [_lowest(scores[k].flatten(), round(amount * scores[k].numel())) for k in names]
+    masks = {k: (~d).reshape(scores[k].shape).to(params[k].dtype) for k, d in zip(names, drops)}
     rows = []
     with torch.no_grad():
         for (mname, mod), name in zip(mods.items(), names):
@@ -162,7 +147,12 @@ def _prune_unstructured(copy, amount, criterion, scope, x, y, layers, batch_size
     return rows, masks
 
 
-def _prune_structured(copy, amount, criterion, scope, x, y, layers, batch_size):
+def _size(layer: torch.nn.Module) -> int:
+    """Weights and bias entries of a Conv/Linear layer."""
+    return layer.weight.numel() + (layer.bias.numel() if layer.bias is not None else 0)
+
+
+def _prune_structured(copy, amount, criterion, scope, x, y, layers, batch_size, progress):
     found, refused = _structured.groups(copy)
     if layers is not None:
         bad = {n: refused.get(n, "it is not a Conv/Linear layer") for n in layers if n not in found}
@@ -178,7 +168,7 @@ def _prune_structured(copy, amount, criterion, scope, x, y, layers, batch_size):
         raise ModelError(f"no layer of {type(copy).__name__} can be pruned structurally ({why})")
     named = dict(copy.named_modules())
     prods = {n: named[n] for n in found}
-    scores = _scores.unit_scores(copy, prods, criterion, x, y, batch_size)
+    scores = _scores.unit_scores(copy, prods, criterion, x, y, batch_size, progress)
     keep: dict[str, torch.Tensor] = {}
     if scope == "global":
         normed = {n: s / s.mean().clamp_min(1e-12) for n, s in scores.items()}
@@ -205,15 +195,15 @@ def _prune_structured(copy, amount, criterion, scope, x, y, layers, batch_size):
         for n, s in scores.items():
             c = min(round(amount * len(s)), len(s) - 1)
             keep[n] = torch.sort(torch.argsort(s.cpu(), stable=True, descending=True)[:len(s) - c]).values
-    shapes = {n: (tuple(m.weight.shape), m.weight.numel() + (m.bias.numel() if getattr(m, "bias", None) is not None else 0))
-              for n, m in named.items() if isinstance(m, _structured._PRUNABLE)}
+    shapes = {n: (tuple(m.weight.shape), _size(m)) for n, m in named.items()
+              if isinstance(m, _structured.PRUNABLE)}
     units = {n: len(scores[n]) for n in found}
     _structured.apply(copy, found, keep)
     rows = []
     for n, m in copy.named_modules():
         if n not in shapes or tuple(m.weight.shape) == shapes[n][0]:
             continue
-        now = m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+        now = _size(m)
         rows.append({"name": n, "kind": type(m).__name__, "shape_before": shapes[n][0],
                      "shape_after": tuple(m.weight.shape), "parameters": shapes[n][1],
                      "removed": shapes[n][1] - now, "sparsity": (shapes[n][1] - now) / shapes[n][1],

@@ -14,18 +14,15 @@ the support/confidence vocabulary of association rules, Agrawal et al. 1993).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..adapters import wrap
-from ._common import classes, predict, split_data
-from ._report import table
-from .surrogate import SurrogateTree, _rows
+from ._data import feature_rows
 
-__all__ = ["Rule", "Rules", "rules"]
+__all__ = ["Rule", "Rules", "tree_rules"]
 
 
 @dataclass(frozen=True)
@@ -43,16 +40,20 @@ class Rule:
 
     def holds(self, inputs: Any) -> np.ndarray:
         """Boolean per row: does the row satisfy every condition?"""
-        x = _rows(inputs).astype(np.float64)
+        x = feature_rows(inputs).astype(np.float64)
         ok = np.ones(len(x), dtype=bool)
         for j, op, t in self.conditions:
             ok &= (x[:, j] <= t) if op == "<=" else (x[:, j] > t)
         return ok
 
+    def describe(self, *, joiner: str = " AND ", digits: int = 4) -> str:
+        """The conditions as text, ``"always"`` for a rule without any (a tree of one leaf)."""
+        names = self.feature_names or tuple(
+            f"x{j}" for j in range(1 + max((c[0] for c in self.conditions), default=0)))
+        return joiner.join(f"{names[j]} {op} {t:.{digits}g}" for j, op, t in self.conditions) or "always"
+
     def __str__(self) -> str:
-        names = self.feature_names or tuple(f"x{j}" for j in range(1 + max((c[0] for c in self.conditions), default=0)))
-        cond = " AND ".join(f"{names[j]} {op} {t:.4g}" for j, op, t in self.conditions) or "always"
-        return (f"IF {cond} THEN {self.class_name or self.prediction} "
+        return (f"IF {self.describe()} THEN {self.class_name or self.prediction} "
                 f"(support {100 * self.support:.1f}%, confidence {100 * self.confidence:.1f}%)")
 
 
@@ -76,7 +77,7 @@ class Rules:
 
     def predict(self, inputs: Any) -> np.ndarray:
         """The class of the rule each row satisfies (exactly one does)."""
-        x = _rows(inputs)
+        x = feature_rows(inputs)
         out = np.full(len(x), -1, dtype=np.int64)
         for r in self.rules:
             out[r.holds(x)] = r.prediction
@@ -88,11 +89,12 @@ class Rules:
                  "prediction": r.prediction, "class": r.class_name, "support": r.support,
                  "confidence": r.confidence, "rows": r.rows} for r in self.rules]
 
-    def table(self) -> str:
-        rows = [[str(i + 1), " AND ".join(f"{self.feature_names[j]} {op} {t:.4g}" for j, op, t in r.conditions)
-                 or "always", r.class_name, f"{100 * r.support:.1f}%", f"{100 * r.confidence:.1f}%"]
+    def table(self) -> list[dict[str, Any]]:
+        """One row per rule: its number, ``if`` (the conditions as text), ``then`` (the class),
+        ``support``, ``confidence`` and ``rows``."""
+        return [{"rule": i + 1, "if": r.describe(), "then": r.class_name or str(r.prediction),
+                 "support": r.support, "confidence": r.confidence, "rows": r.rows}
                 for i, r in enumerate(self.rules)]
-        return table(["#", "IF", "THEN", "support", "confidence"], rows)
 
     def __str__(self) -> str:
         head = f"{len(self.rules)} rules" + (
@@ -102,37 +104,11 @@ class Rules:
     def __repr__(self) -> str:
         return f"Rules(n={len(self.rules)}, fidelity={self.fidelity})"
 
-    def plot(self, *, top: int = 20) -> Any:
-        """One bar per rule (its support), coloured by class, labelled with the rule."""
-        from matplotlib.figure import Figure
-        from matplotlib import colormaps
+    def plot(self, **kwargs: Any) -> Any:
+        """One bar per rule (its support), coloured by class (see :func:`pellucid.plot.simplify.rules`)."""
+        from ..plot import simplify as _plots
 
-        shown = self.rules[:top]
-        longest = max((len(" ∧ ".join(f"{self.feature_names[j]} {op} {t:.3g}" for j, op, t in r.conditions))
-                       for r in shown), default=10)
-        fig = Figure(figsize=(4.0 + 0.065 * longest, 0.38 * len(shown) + 1.5), layout="constrained")
-        ax = fig.add_subplot()
-        cmap = colormaps["tab10"]
-        pos = np.arange(len(shown))[::-1]
-        ax.barh(pos, [100 * r.support for r in shown], height=0.7,
-                color=[cmap(r.prediction % 10) for r in shown])
-        labels = [" ∧ ".join(f"{self.feature_names[j]} {op} {t:.3g}" for j, op, t in r.conditions)
-                  + f" ⇒ {r.class_name}" for r in shown]
-        ax.set_yticks(pos, labels, fontsize=8)
-        for p, r in zip(pos, shown):
-            ax.text(100 * r.support, p, f" {100 * r.confidence:.0f}%", va="center", fontsize=7)
-        from matplotlib.patches import Patch
-
-        seen = sorted({r.prediction for r in shown})
-        ax.legend(handles=[Patch(color=cmap(c % 10), label=self.class_names.get(c, str(c))) for c in seen],
-                  loc="lower right", fontsize=8, frameon=False)
-        ax.set_xlim(0, 115 * max(r.support for r in shown) if shown else 100)
-        ax.set_xlabel("support (% of rows) · number: confidence")
-        fig.suptitle("rules of the surrogate tree" + (
-            "" if self.fidelity is None else f" · fidelity {100 * self.fidelity:.1f}%"))
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        return fig
+        return _plots.rules(self, **kwargs)
 
 
 def _paths(tree: Any) -> list[tuple[int, list[tuple[int, str, float]]]]:
@@ -170,43 +146,20 @@ def _merge(path: list[tuple[int, str, float]]) -> tuple[tuple[int, str, float], 
     return tuple(merged)
 
 
-def rules(surrogate: SurrogateTree, data: Any = None, *, model: Any = None) -> Rules:
-    """The IF–THEN rules of a :class:`SurrogateTree`, with support and confidence.
-
-    Options:
-        data: rows to measure support and confidence on (default: the rows the tree was fit on,
-            with the model's predictions it was fit to). With ``data``, ``model`` must be given
-            too, to know its predictions there.
-        model: the explained model (needed only with ``data``).
-
-    Example:
-        >>> import torch
-        >>> from pellucid.simplify import surrogate_tree
-        >>> s = surrogate_tree(torch.nn.Linear(2, 2), torch.randn(300, 2), max_depth=2)
-        >>> r = rules(s)
-        >>> bool((r.predict(s.x_train) == s.predict(s.x_train)).all())
-        True
-    """
-    if not isinstance(surrogate, SurrogateTree):
-        raise InputError(f"rules() takes the result of surrogate_tree(); got {type(surrogate).__name__}")
-    if data is None:
-        x, pred = surrogate.x_train, surrogate.y_train
-    else:
-        if model is None:
-            raise InputError("rules(surrogate, data) needs model= to know the model's predictions on data")
-        m = wrap(model)
-        xt, _ = split_data(m, data)
-        x, pred = _rows(xt), classes(predict(m, xt)).cpu().numpy()
-    tree = surrogate.tree
-    names = dict(zip((int(c) for c in tree.classes_), surrogate.class_names))
+def tree_rules(tree: Any, x: np.ndarray, predictions: np.ndarray, feature_names: Sequence[str],
+               class_names: dict[int, str], fidelity: float | None = None) -> Rules:
+    """One :class:`Rule` per leaf of a fitted scikit-learn ``tree``, with its support and
+    confidence on the rows ``x`` (2-D, as the tree was fit) where the model predicts
+    ``predictions``; largest support first."""
     value = tree.tree_.value
+    names = tuple(feature_names)
     out = []
     for leaf, path in _paths(tree):
         cls = int(tree.classes_[int(np.argmax(value[leaf][0]))])
-        rule = Rule(_merge(path), cls, 0.0, 0.0, 0, tuple(surrogate.feature_names), names.get(cls, str(cls)))
+        rule = Rule(_merge(path), cls, 0.0, 0.0, 0, names, class_names.get(cls, str(cls)))
         mask = rule.holds(x)
         n = int(mask.sum())
-        conf = float((pred[mask] == cls).mean()) if n else float("nan")
-        out.append(Rule(rule.conditions, cls, n / len(x), conf, n, rule.feature_names, rule.class_name))
+        conf = float((predictions[mask] == cls).mean()) if n else float("nan")
+        out.append(Rule(rule.conditions, cls, n / len(x), conf, n, names, rule.class_name))
     out.sort(key=lambda r: -r.support)
-    return Rules(out, list(surrogate.feature_names), names, surrogate.fidelity)
+    return Rules(out, list(names), class_names, fidelity)

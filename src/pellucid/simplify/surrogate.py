@@ -12,17 +12,21 @@ Cost: one forward pass of the model over ``data`` (and ``test``), plus a CART fi
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
-from ..errors import InputError
+from .._common import check_positive_int
 from ..adapters import wrap
-from ._common import classes, predict, train_and_test
+from ..errors import InputError
+from ._data import feature_names_for, feature_rows, split_data, train_and_test
+from ._report import recorded
+from ._training import classes, predict
+from .rules import Rules, tree_rules
 
-__all__ = ["SurrogateTree", "surrogate_tree"]
+__all__ = ["SurrogateTree", "surrogate_tree", "rules"]
 
 
 @dataclass(eq=False)
@@ -56,13 +60,25 @@ class SurrogateTree:
 
     def predict(self, inputs: Any) -> np.ndarray:
         """The tree's class (an index into the model's outputs) for each row."""
-        return self.tree.predict(_rows(inputs)).astype(np.int64)
+        return self.tree.predict(feature_rows(inputs)).astype(np.int64)
 
-    def rules(self, data: Any = None) -> Any:
-        """The tree as IF–THEN rules (see :func:`pellucid.simplify.rules`)."""
-        from .rules import rules
+    def rules(self, data: Any = None, *, model: Any = None) -> Rules:
+        """The tree as IF–THEN rules, with support and confidence (see :func:`rules`)."""
+        if data is None:
+            x, pred = self.x_train, self.y_train
+        else:
+            if model is None:
+                raise InputError("rules(surrogate, data) needs model= to know the model's "
+                                 "predictions on data")
+            m = wrap(model)
+            xt, _ = split_data(m, data)
+            x, pred = feature_rows(xt), classes(predict(m, xt)).cpu().numpy()
+        names = dict(zip((int(c) for c in self.tree.classes_), self.class_names))
+        return tree_rules(self.tree, x, pred, self.feature_names, names, self.fidelity)
 
-        return rules(self, data)
+    def table(self) -> list[dict[str, Any]]:
+        """The tree's rules, one row per leaf (see :meth:`Rules.table`)."""
+        return self.rules().table()
 
     def __str__(self) -> str:
         from sklearn.tree import export_text
@@ -76,42 +92,14 @@ class SurrogateTree:
     def __repr__(self) -> str:
         return f"SurrogateTree(depth={self.depth}, leaves={self.leaves}, fidelity={self.fidelity:.4f})"
 
-    def plot(self, *, fontsize: float | None = None) -> Any:
-        """The tree drawn by ``sklearn.tree.plot_tree`` on a matplotlib ``Figure``."""
-        from matplotlib.figure import Figure
-        from sklearn.tree import plot_tree
+    def plot(self, **kwargs: Any) -> Any:
+        """The tree drawn by ``sklearn.tree.plot_tree`` (see :func:`pellucid.plot.simplify.tree`)."""
+        from ..plot import simplify as _plots
 
-        width = max(6.0, min(24.0, 1.6 * self.leaves))
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        fig = Figure(figsize=(width, 1.6 * (self.depth + 1) + 0.6), layout="constrained")
-        FigureCanvasAgg(fig)  # plot_tree measures text, which needs a canvas with a renderer
-        ax = fig.add_subplot()
-        plot_tree(self.tree, feature_names=self.feature_names, class_names=self.class_names,
-                  filled=True, impurity=False, proportion=True, rounded=True, ax=ax, fontsize=fontsize)
-        ax.set_title(f"surrogate tree · fidelity {100 * self.fidelity:.1f}%")
-        return fig
+        return _plots.tree(self, **kwargs)
 
 
-def _rows(inputs: Any) -> np.ndarray:
-    """Rows as a float32 2-D numpy array, which is what scikit-learn's trees compare in."""
-    if isinstance(inputs, torch.Tensor):
-        inputs = inputs.detach().cpu().numpy()
-    elif hasattr(inputs, "to_numpy"):
-        inputs = inputs.to_numpy()
-    arr = np.asarray(inputs, dtype=np.float32)
-    return arr.reshape(len(arr), -1)
-
-
-def names_for(n_features: int, feature_names: Sequence[str] | None) -> list[str]:
-    if feature_names is None:
-        return [f"x{j}" for j in range(n_features)]
-    names = [str(f) for f in feature_names]
-    if len(names) != n_features:
-        raise InputError(f"{len(names)} feature_names given for {n_features} features")
-    return names
-
-
+@recorded("feature_names", "class_names", "test")
 def surrogate_tree(
     model: Any,
     data: Any,
@@ -124,6 +112,7 @@ def surrogate_tree(
     class_names: Sequence[str] | None = None,
     seed: int = 0,
     batch_size: int | None = None,
+    progress: bool | None = None,
 ) -> SurrogateTree:
     """Fit a decision tree to the model's predictions on ``data``; fidelity on held-out rows.
 
@@ -135,6 +124,8 @@ def surrogate_tree(
             (0.25) of ``data`` is kept out of the fit.
         feature_names, class_names: for printing and drawing (default ``x0..``, ``class 0..``).
         seed: the split and the tree's tie-breaking.
+        batch_size: rows per forward pass of the model.
+        progress: a progress bar over the model's forward passes on runs longer than two seconds.
 
     Example:
         >>> import torch
@@ -145,14 +136,15 @@ def surrogate_tree(
     """
     from sklearn.tree import DecisionTreeClassifier
 
-    if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1):
-        raise InputError(f"max_depth must be a positive integer or None, got {max_depth!r}")
+    if max_depth is not None:
+        max_depth = check_positive_int(max_depth, "max_depth")
+    min_samples_leaf = check_positive_int(min_samples_leaf, "min_samples_leaf")
     m = wrap(model)
-    x, y, x_test, y_test = train_and_test(m, data, test, holdout, seed)
-    out_train = predict(m, x, batch_size=batch_size)
+    x, _, x_test, y_test = train_and_test(m, data, test, holdout, seed)
+    out_train = predict(m, x, batch_size=batch_size, progress=progress)
     p_train = classes(out_train).cpu().numpy()
-    p_test = classes(predict(m, x_test, batch_size=batch_size)).cpu().numpy()
-    xa, xt = _rows(x), _rows(x_test)
+    p_test = classes(predict(m, x_test, batch_size=batch_size, progress=progress)).cpu().numpy()
+    xa, xt = feature_rows(x), feature_rows(x_test)
     tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_samples_leaf, random_state=seed)
     tree.fit(xa, p_train)
     k = max(2, out_train.shape[1])
@@ -163,14 +155,35 @@ def surrogate_tree(
         tree=tree,
         fidelity=float((tree.predict(xt) == p_test).mean()),
         train_fidelity=float((tree.predict(xa) == p_train).mean()),
-        feature_names=names_for(xa.shape[1], feature_names),
+        feature_names=feature_names_for(xa.shape[1], feature_names),
         class_names=[cnames[int(c)] for c in tree.classes_],
         x_train=xa, y_train=p_train,
-        params={"max_depth": max_depth, "min_samples_leaf": min_samples_leaf, "seed": seed,
-                "holdout": None if test is not None else holdout},
     )
     if y_test is not None:
         yt = y_test.cpu().numpy()
         result.accuracy = float((tree.predict(xt) == yt).mean())
         result.model_accuracy = float((p_test == yt).mean())
     return result
+
+
+def rules(surrogate: SurrogateTree, data: Any = None, *, model: Any = None) -> Rules:
+    """The IF–THEN rules of a :class:`SurrogateTree`, with support and confidence.
+
+    Options:
+        data: rows to measure support and confidence on (default: the rows the tree was fit on,
+            with the model's predictions it was fit to). With ``data``, ``model`` must be given
+            too, to know its predictions there.
+        model: the explained model (needed only with ``data``).
+
+    Cost: one forward pass of ``model`` over ``data`` (none without ``data``).
+
+    Example:
+        >>> import torch
+        >>> s = surrogate_tree(torch.nn.Linear(2, 2), torch.randn(300, 2), max_depth=2)
+        >>> r = rules(s)
+        >>> bool((r.predict(s.x_train) == s.predict(s.x_train)).all())
+        True
+    """
+    if not isinstance(surrogate, SurrogateTree):
+        raise InputError(f"rules() takes the result of surrogate_tree(); got {type(surrogate).__name__}")
+    return surrogate.rules(data, model=model)

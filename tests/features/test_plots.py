@@ -1,6 +1,9 @@
 """pellucid.plot's figures for pellucid.features."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -24,7 +27,7 @@ def test_activation_stats_plot(cnn, images):
 
 
 def test_maximized_plot(cnn):
-    vis = F.maximize(cnn, F.class_logit(1), shape=(1, 8, 8), steps=3, batch=3, seed=0)
+    vis = F.maximize(cnn, F.class_logit(1), shape=(1, 8, 8), steps=3, images=3, seed=0)
     fig = vis.plot()
     assert isinstance(fig, Figure) and sum(1 for a in fig.axes if a.images) == 3
 
@@ -44,3 +47,8 @@ def test_attention_heads_token_strip_and_patch_heatmap():
     assert isinstance(fig, Figure)
     with pytest.raises(PellucidError, match="square"):
         plot.patch_heatmap(torch.arange(15.0))
+
+
+def test_importing_features_does_not_import_matplotlib():
+    code = "import sys, pellucid.features; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
