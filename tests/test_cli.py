@@ -64,6 +64,24 @@ def test_explain_torchscript_on_npy_with_params(files, capsys, tmp_path):
     assert expl.params["steps"] == 16 and expl.target.tolist() == [0, 1, 2, 0, 1, 2]
 
 
+def test_explain_passes_method_options_by_their_new_names(files, capsys, tmp_path):
+    d, mlp, x = files
+    argv = ["explain", "--model", str(d / "mlp.pt"), "--data", str(d / "rows.npy"),
+            "--method", "integrated_gradients", "--param", "steps=8", "--target", "1"]
+    code, _, err = _run(capsys, *argv, "--param", "rule='riemann_left'", "--out", str(tmp_path / "new"))
+    assert code == 0, err
+    new = pellucid.Explanation.load(tmp_path / "new" / "explanation.npz")
+    reference = pellucid.integrated_gradients(mlp, x, target=1, steps=8, rule="riemann_left")
+    assert new.params["rule"] == "riemann_left"
+    torch.testing.assert_close(new.values, reference.values, atol=1e-6, rtol=1e-5)
+    # IG's old name of the option, method=, still reaches IG (not explain's method) and warns
+    with pytest.warns(DeprecationWarning, match="rule="):
+        code, _, err = _run(capsys, *argv, "--param", "method=riemann_left", "--out", str(tmp_path / "old"))
+    assert code == 0, err
+    old = pellucid.Explanation.load(tmp_path / "old" / "explanation.npz")
+    torch.testing.assert_close(old.values, new.values)
+
+
 def test_explain_a_folder_of_images(tmp_path, capsys):
     from PIL import Image
 
@@ -88,19 +106,22 @@ def test_explain_a_folder_of_images(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--model", "missing.onnx", "--data", "{d}/rows.csv", "--method", "occlusion"], "model file not found"),
-        (["--model", "{d}/mlp.pt", "--data", "{d}/missing.csv", "--method", "saliency"], "data file not found"),
-        (["--model", "{d}/mlp.pt", "--data", "{d}/rows.csv", "--method", "nope"], "no explanation method named 'nope'"),
-        (["--model", "{d}/mlp.onnx", "--data", "{d}/rows.csv", "--method", "saliency"], "black-box"),
-        (["--model", "{d}/mlp.pt", "--data", "{d}/rows.csv", "--method", "saliency", "--param", "oops"], "KEY=VALUE"),
-        (["--model", "{d}/mlp.pt", "--data", "{d}/rows.csv", "--method", "saliency", "--target", "7"], "out of range"),
-        (["--model", "{d}/mlp.pt", "--data", "{d}/mlp.onnx", "--method", "saliency"], "unknown data format"),
-        (["--model", "no_such_module:f", "--data", "{d}/rows.csv", "--method", "saliency"], "cannot import"),
+        ("missing.onnx {d}/rows.csv occlusion", "model file not found"),
+        ("{d}/mlp.pt {d}/missing.csv saliency", "data file not found"),
+        ("{d}/mlp.pt {d}/rows.csv nope", "no explanation method named 'nope'"),
+        ("{d}/mlp.onnx {d}/rows.csv saliency", "black-box"),
+        ("{d}/mlp.pt {d}/rows.csv saliency --param oops", "KEY=VALUE"),
+        ("{d}/mlp.pt {d}/rows.csv saliency --target 7", "out of range"),
+        ("{d}/mlp.pt {d}/mlp.onnx saliency", "unknown data format"),
+        ("no_such_module:f {d}/rows.csv saliency", "cannot import"),
+        ("{d}/mlp.pt {d}/rows.csv saliency --param target=1", "give --target as its own option"),
+        ("{d}/mlp.pt {d}/rows.csv saliency --batch-size 0", "--batch-size must be a positive integer"),
     ],
 )
 def test_explain_bad_arguments_exit_non_zero_with_one_line(files, capsys, tmp_path, argv, message):
     d, _, _ = files
-    argv = [a.format(d=d) for a in argv]
+    model, data, method, *rest = argv.format(d=d).split()  # "MODEL DATA METHOD [OPTIONS]"
+    argv = ["--model", model, "--data", data, "--method", method, *rest]
     code, _, err = _run(capsys, "explain", *argv, "--out", str(tmp_path / "o"))
     assert code == 1
     lines = err.strip().splitlines()
@@ -109,8 +130,8 @@ def test_explain_bad_arguments_exit_non_zero_with_one_line(files, capsys, tmp_pa
 
 def test_inspect_module_function_and_torchscript(files, capsys, tmp_path):
     d, _, _ = files
-    code, stdout, err = _run(capsys, "inspect", "--model", "pellucid.zoo:TinyResNet", "--input-shape", "1,3,32,32",
-                             "--out", str(tmp_path))
+    code, stdout, err = _run(capsys, "inspect", "--model", "pellucid.zoo:TinyResNet",
+                             "--input-shape", "1,3,32,32", "--out", str(tmp_path))
     assert code == 0, err
     assert "total parameters 19,994" in stdout and "block2.conv1" in stdout
     assert (tmp_path / "report.html").read_text().count("<svg") >= 1

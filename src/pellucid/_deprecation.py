@@ -1,17 +1,19 @@
 """Old names keep working for one release, with a ``DeprecationWarning`` that names the new one.
 
-:func:`renamed` is a decorator for keyword renames (``jsma(target_class=3)`` → ``target=3``);
-:func:`warn` is for everything else (an old value of an option, an old return shape).
+:func:`renamed` is a decorator for keyword renames (``jsma(target_class=3)`` → ``target=3``),
+:class:`renamed_attribute` a class attribute for a result's renamed field; :func:`warn` is for
+everything else (an old value of an option, an old return shape).
 """
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import InputError
 
-__all__ = ["renamed", "rename_keywords", "warn"]
+__all__ = ["renamed", "rename_keywords", "warn", "renamed_attribute"]
 
 
 def warn(message: str, *, stacklevel: int = 3) -> None:
@@ -44,3 +46,21 @@ def renamed(**old_to_new: str) -> Callable[[Callable[..., Any]], Callable[..., A
         return call
 
     return decorate
+
+
+class renamed_attribute:  # noqa: N801 - used like a decorator-made attribute: ``old = renamed_attribute("new")``
+    """A result attribute's old name: reads the new one, with a ``DeprecationWarning``."""
+
+    def __init__(self, new: str) -> None:
+        self.new = new
+        self.old = new
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.old = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        warn(f"{type(obj).__name__}.{self.old} is deprecated and will be removed in the next "
+             f"release; use .{self.new}")
+        return getattr(obj, self.new)

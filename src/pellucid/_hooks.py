@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ from torch import nn
 from .errors import LayerError
 
 __all__ = [
-    "Site", "HookRun", "hooks", "find_layer", "layer_name", "first_tensor", "with_first",
+    "Site", "HookRun", "hooks", "find_layer", "layer_key", "layer_name", "first_tensor", "with_first",
     "capture", "replacing",
 ]
 
@@ -88,6 +89,13 @@ def find_layer(model: Any, layer: str | nn.Module) -> tuple[nn.Module, str, int 
         f"unknown layer {layer!r} in {type(root).__name__}; its layers are: {shown} "
         "(a reused module's k-th call is 'name@k')"
     )
+
+
+def layer_key(model: Any, layer: str | nn.Module) -> str:
+    """The key :func:`hooks` files ``layer`` under: the string as given (a name or a call site),
+    or a module's dotted name. An unknown layer raises here, before anything is registered."""
+    _, name, _ = find_layer(model, layer)
+    return layer if isinstance(layer, str) else name
 
 
 def layer_name(model: Any, layer: nn.Module) -> str:
@@ -170,9 +178,8 @@ def hooks(
     """
     resolved = []
     for key, fn in spec.items():
-        module, name, call = find_layer(model, key)
-        label = key if isinstance(key, str) else name
-        resolved.append((label, module, call, fn))
+        module, _, call = find_layer(model, key)
+        resolved.append((layer_key(model, key), module, call, fn))
     run = HookRun([(label, module, call) for label, module, call, _ in resolved])
     by_module: dict[int, list] = {}
     for label, module, call, fn in resolved:
@@ -240,9 +247,7 @@ def capture(model: Any, layers: list[str | nn.Module]) -> Iterator[tuple[HookRun
 
     spec = {}
     for layer in layers:
-        _, name, _ = find_layer(model, layer)
-        label = layer if isinstance(layer, str) else name
-        seen[label] = []
+        seen[layer_key(model, layer)] = []
         spec[layer] = keep
     with hooks(model, spec) as run:
         yield run, seen

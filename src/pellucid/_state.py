@@ -12,7 +12,7 @@ place, and copying would double the memory of a large model.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from torch import nn
 from torch.nn.modules import module as _module_mod

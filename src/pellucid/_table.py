@@ -7,7 +7,8 @@ right-aligned, floats to ``digits`` significant figures, ``None``/NaN as ``-``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["text_table", "format_cell"]
 
@@ -40,14 +41,20 @@ def text_table(
     formats: Mapping[str, Callable[[Any], str]] | None = None,
     digits: int = 4,
     title: str | None = None,
+    max_rows: int | None = None,
 ) -> str:
     """``rows`` as an aligned text table.
 
     ``columns`` picks and orders the keys (default: the first row's); ``headers`` renames them
     for display; ``formats`` gives a column its own formatter (``{"dead": "{:.1%}".format}``).
     A column whose every value is a number (or missing) is right-aligned. ``title`` goes on a
-    line of its own above the table.
+    line of its own above the table; beyond ``max_rows`` rows a last line says how many more
+    there are; no rows at all print ``(none)``.
     """
+    if not rows:
+        return "\n".join(([title] if title else []) + ["(none)"])
+    more = len(rows) - max_rows if max_rows is not None and len(rows) > max_rows else 0
+    rows = rows[: len(rows) - more]
     columns = list(columns if columns is not None else (rows[0].keys() if rows else ()))
     headers = headers or {}
     formats = formats or {}
@@ -66,4 +73,6 @@ def text_table(
 
     out = [title] if title else []
     out += [line(head), line(["-" * w for w in widths])] + [line(row) for row in cells]
+    if more:
+        out.append(f"... ({more} more rows)")
     return "\n".join(out)

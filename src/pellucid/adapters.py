@@ -22,8 +22,9 @@ other (one call per chunk, the rows converted to numpy once), but gives no gradi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,10 @@ from torch import nn
 from .errors import ModelError
 from .model import Model
 
-__all__ = ["wrap", "gradient_model", "ADAPTERS", "numpy_model", "sklearn_model", "onnx_model", "torchscript_model", "MODEL_AGNOSTIC"]
+__all__ = [
+    "wrap", "gradient_model", "ADAPTERS", "numpy_model", "sklearn_model", "onnx_model", "torchscript_model",
+    "MODEL_AGNOSTIC",
+]
 
 #: Methods that need no gradients, named in errors when a gradient method meets a black box.
 MODEL_AGNOSTIC = ("occlusion", "lime", "kernel_shap", "exact_shapley", "permutation_shapley")

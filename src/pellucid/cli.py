@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -50,15 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--model", required=True, metavar="PATH",
                          help="an .onnx file, a TorchScript file (.pt), or module:function returning a model")
     explain.add_argument("--data", required=True, metavar="PATH",
-                         help=".npy, .npz, .csv (header row = feature names), .parquet, or a folder of PNG/JPEG images")
+                         help=".npy, .npz, .csv (header row = feature names), .parquet, or a folder "
+                              "of PNG/JPEG images")
     explain.add_argument("--method", required=True, metavar="NAME", help="see `pellucid methods`")
     explain.add_argument("--target", default=None, metavar="T",
-                         help="class index, or one per row separated by commas (default: the predicted class)")
-    explain.add_argument("--layer", default=None, metavar="NAME", help="layer name, for methods that need one")
+                         help="class index, or one per row separated by commas (default: the "
+                              "predicted class)")
+    explain.add_argument("--layer", default=None, metavar="NAME",
+                         help="layer name, for methods that need one")
     explain.add_argument("--background", default=None, metavar="PATH",
                          help="background rows for methods that need them (default: the data itself)")
     explain.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                         help="a method option, e.g. --param steps=64 (repeatable)")
+                         help="a method option, e.g. --param steps=64 --param rule=riemann_left (repeatable)")
     explain.add_argument("--key", default=None, metavar="NAME", help="the array to read from an .npz file")
     explain.add_argument("--out", default="pellucid-out", metavar="DIR",
                          help="folder to write into (default: %(default)s)")

@@ -14,15 +14,22 @@ from typing import Any
 
 import torch
 
+from ._common import check_positive_int
 from .errors import InputError, ModelError
 
 __all__ = ["run_explain", "run_inspect", "parse_params", "parse_target"]
 
+#: Method options that ``pellucid explain`` takes as options of its own.
+_OWN_FLAGS = {"target": "--target", "layer": "--layer", "background": "--background",
+              "batch_size": "--batch-size"}
+
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["steps=32", "method='riemann_left'"]`` -> ``{"steps": 32, "method": "riemann_left"}``.
+    """``["steps=32", "rule='riemann_left'"]`` -> ``{"steps": 32, "rule": "riemann_left"}``.
 
     Values are Python literals when they parse as one (numbers, tuples, True/None), text otherwise.
+    The options go to the method as they are, so a method's renamed options keep working (with
+    its deprecation warning) for as long as the method accepts them.
     """
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -44,19 +51,23 @@ def parse_target(text: str | None) -> Any:
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError as err:
-        raise InputError(f"--target must be a class index or indices separated by commas, got {text!r}") from err
+        raise InputError(
+            f"--target must be a class index or indices separated by commas, got {text!r}") from err
     return values[0] if len(values) == 1 else torch.tensor(values)
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    import pellucid
     from .loading import load_data, load_model
-    from .registry import get
+    from .registry import explain, get
+    from .reporting import report
 
     info = get(args.method)  # an unknown method fails before any file is read
     params = parse_params(args.param)
-    if args.batch_size is not None and args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    flagged = sorted(set(params) & set(_OWN_FLAGS))
+    if flagged:
+        raise InputError(f"give {', '.join(_OWN_FLAGS[k] for k in flagged)} as its own option, not --param")
+    if args.batch_size is not None:
+        check_positive_int(args.batch_size, "--batch-size")
     model = load_model(args.model)
     data, names = load_data(args.data, key=args.key)
     if args.layer is not None:
@@ -70,14 +81,14 @@ def run_explain(args: argparse.Namespace) -> int:
             params["background"] = data
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
-    expl = pellucid.explain(model, data, args.method, target=parse_target(args.target), **params)
+    expl = explain(model, data, args.method, target=parse_target(args.target), **params)
     if names is not None and expl.values.dim() == 2 and expl.values.shape[1] == len(names):
         expl.feature_names = names
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     expl.save(out / "explanation.npz")
     title = f"{args.method} · {Path(args.model).name} on {Path(args.data).name}"
-    pellucid.report([expl], out / "report.html", title=title, max_rows=min(len(data), 16))
+    report([expl], out / "report.html", title=title, max_rows=min(len(data), 16))
     seconds = expl.meta.get("seconds")
     took = f" in {seconds:.2f} s" if isinstance(seconds, float) else ""
     print(f"explained {len(data)} row(s) with {args.method}{took}; wrote {out / 'explanation.npz'} "
@@ -86,15 +97,16 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    import pellucid
     from .inspect import structure, weights
     from .loading import load_model
     from .model import Model
+    from .reporting import report
 
     try:
         shape = tuple(int(v) for v in args.input_shape.split(","))
     except ValueError as err:
-        raise InputError(f"--input-shape must be integers separated by commas, got {args.input_shape!r}") from err
+        raise InputError(
+            f"--input-shape must be integers separated by commas, got {args.input_shape!r}") from err
     if not shape or any(v < 1 for v in shape):
         raise InputError(f"--input-shape must be positive integers, got {args.input_shape!r}")
     model = load_model(args.model)
@@ -111,7 +123,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = Path(args.out).expanduser()
         out.mkdir(parents=True, exist_ok=True)
-        path = pellucid.report([("structure", s), ("weights", w)], out / "report.html",
+        path = report([("structure", s), ("weights", w)], out / "report.html",
                                title=f"{Path(args.model).name}: structure and weights")
         print(f"wrote {path}")
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ._common import check_positive_int
 from .errors import InputError
 
 __all__ = ["run_demo", "DEMO_METHODS"]
@@ -33,8 +34,7 @@ DEMO_METHODS: dict[str, dict[str, Any]] = {
 
 def pick_digits(labels: torch.Tensor, n: int) -> list[int]:
     """Indices of ``n`` rows with labels 0, 1, …, 9, 0, … in turn (first unused row of each)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError(f"n must be a positive integer, got {n!r}")
+    n = check_positive_int(n, "n")
     by_class = {c: (labels == c).nonzero().flatten().tolist() for c in range(10)}
     picked: list[int] = []
     for k in range(n):
@@ -75,8 +75,9 @@ def run_demo(
     ``files`` (Paths written), ``seconds`` (method name -> wall time), ``indices`` (test rows
     explained), ``true`` and ``predicted`` (their labels) and ``total_seconds``.
     """
-    import pellucid
-    from pellucid import plot, zoo
+    from . import plot, zoo
+    from .attribution import saliency
+    from .registry import explain
 
     clock = time.perf_counter()
     data = zoo.load_digits()
@@ -86,8 +87,8 @@ def run_demo(
     model, info = zoo.digits_cnn(cache_dir=cache_dir)
     x, true = data.x_test[indices], data.y_test[indices].tolist()
 
-    pellucid.saliency(model, x[:1], progress=False)  # warm-up, so the first method's time is fair
-    expls = {name: pellucid.explain(model, x, method=name, progress=progress, **params)
+    saliency(model, x[:1], progress=False)  # warm-up, so the first method's time is fair
+    expls = {name: explain(model, x, method=name, progress=progress, **params)
              for name, params in DEMO_METHODS.items()}
     predicted = next(iter(expls.values())).target.tolist()
     labels = [f"true {t} · pred {p}" for t, p in zip(true, predicted)]
@@ -130,8 +131,8 @@ def _page(
     indices: list[int], true: list[int], predicted: list[int], figures: dict[str, Any],
 ) -> Path:
     """The demo's page, through :func:`pellucid.report` (one self-contained file)."""
-    import pellucid
-    from pellucid.registry import get
+    from .registry import get
+    from .reporting import report
 
     methods = [{"method": name, "what it computes": get(name).summary.replace("``", ""),
                 "wall time (s)": round(s, 4)} for name, s in seconds.items()]
@@ -150,7 +151,7 @@ def _page(
     ]
     items += [(_heading(name, expl), [f"{_heading(name, expl)} on the {len(true)} digits.", figures[name]])
               for name, expl in expls.items()]
-    return pellucid.report(
+    return report(
         items, path, title="pellucid demo: why did the CNN read these digits as it did?",
         description=f"A small CNN trained on the 8x8 handwritten digits (scikit-learn's copy of the "
                     f"UCI set), explained with {len(expls)} attribution methods.")

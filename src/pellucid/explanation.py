@@ -72,7 +72,7 @@ class Explanation:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
-    def __getitem__(self, index: int | slice | torch.Tensor | list) -> "Explanation":
+    def __getitem__(self, index: int | slice | torch.Tensor | list) -> Explanation:
         """Rows ``index`` as a new Explanation; an int keeps the batch dimension (one row)."""
         if isinstance(index, (int, np.integer)):
             i = int(index)
@@ -105,7 +105,7 @@ class Explanation:
         """The values as a numpy array (on the CPU)."""
         return self.values.detach().cpu().numpy()
 
-    def to(self, device: torch.device | str) -> "Explanation":
+    def to(self, device: torch.device | str) -> Explanation:
         """A copy with every tensor moved to ``device``."""
         moved = {
             name: (getattr(self, name).to(device) if getattr(self, name) is not None else None)
@@ -155,7 +155,7 @@ class Explanation:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, device: torch.device | str = "cpu") -> "Explanation":
+    def load(cls, path: str | Path, *, device: torch.device | str = "cpu") -> Explanation:
         """Read a file written by :meth:`save` (no pickle is involved)."""
         try:
             with np.load(Path(path), allow_pickle=False) as data:

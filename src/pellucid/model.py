@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ class Chunk(NamedTuple):
     """One chunk of rows: the ``rows`` slice and the ``target`` for those rows."""
 
     rows: slice
-    target: "int | torch.Tensor | None"
+    target: int | torch.Tensor | None
 
 # Rows per forward pass are chosen so that one chunk holds about this many input elements:
 # large enough to keep a CPU or GPU busy (Captum's default of one chunk per call is 1.7x slower

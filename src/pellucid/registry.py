@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ._common import Stopwatch
 from ._deprecation import rename_keywords
@@ -22,8 +23,8 @@ from .errors import UnknownMethodError
 from .explanation import Explanation
 
 __all__ = [
-    "MethodInfo", "MetricInfo", "register", "register_metric", "get", "get_metric", "methods",
-    "metrics", "explain",
+    "MethodInfo", "MetricInfo", "register", "register_metric", "get", "get_metric", "metric_of",
+    "methods", "metrics", "explain",
 ]
 
 #: Arguments that are not options of the result: the model, the rows, and how the call is shown.
@@ -48,9 +49,11 @@ class MethodInfo:
 class MetricInfo:
     """A registered metric: ``function(model, explanation, **options) -> Score``.
 
-    ``needs`` names what the metric needs beyond the model and the explanation (``"method"``: it
-    re-explains, so the explanation must come from a registered method; ``"mask"``: a ground-truth
-    region; ``"gradients"``: a differentiable model).
+    ``public`` is the function the user calls (the same, or one with its own natural signature,
+    such as ``sparseness(explanation)``, that ``function`` adapts). ``needs`` names every keyword
+    the caller must supply beyond the model and the explanation (``"method"``: it re-explains, so
+    the explanation must come from a registered method; ``"mask"``: a ground-truth region;
+    ``"shuffled_model"``; ...).
     """
 
     name: str
@@ -58,6 +61,7 @@ class MetricInfo:
     higher_is_better: bool
     needs: frozenset[str] = frozenset()
     summary: str = ""
+    public: Callable[..., Any] | None = None
 
 
 _METHODS: dict[str, MethodInfo] = {}
@@ -126,18 +130,43 @@ def register(
 
 
 def register_metric(
-    name: str, *, higher_is_better: bool, needs: tuple[str, ...] = ()
+    name: str, *, higher_is_better: bool, needs: tuple[str, ...] = (),
+    adapt: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register a metric ``function(model, explanation, **options) -> Score``."""
+    """Decorator: register a metric under ``name``; returns the function the user calls.
+
+    The decorated function is timed (``meta["seconds"]`` of what it returns, or of each value of
+    a returned dict). ``adapt(function)`` turns a function with another signature into the
+    registered ``(model, explanation, **options)`` form (a metric that never runs the model).
+    """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _METRICS and _METRICS[name].function is not function:
+        if name in _METRICS and _METRICS[name].public.__wrapped__ is not function:
             raise ValueError(f"a metric named {name!r} is already registered")
-        _METRICS[name] = MetricInfo(name, function, higher_is_better, frozenset(needs),
-                                    _summary(function))
-        return function
+
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            clock = Stopwatch()
+            result = function(*args, **kwargs)
+            for part in result.values() if isinstance(result, dict) else [result]:
+                if isinstance(getattr(part, "meta", None), dict):
+                    part.meta.setdefault("seconds", clock.seconds())
+            return result
+
+        _METRICS[name] = MetricInfo(name, adapt(timed) if adapt else timed, higher_is_better,
+                                    frozenset(needs), _summary(function), timed)
+        return timed
 
     return decorate
+
+
+def metric_of(function: Callable[..., Any]) -> MetricInfo | None:
+    """The registered metric whose public function is ``function`` (also seen through wrappers
+    such as a deprecation's), or None."""
+    chain = [function]
+    while hasattr(chain[-1], "__wrapped__") and len(chain) < 8:
+        chain.append(chain[-1].__wrapped__)
+    return next((info for info in _METRICS.values() if any(f is info.public for f in chain)), None)
 
 
 def get(name: str) -> MethodInfo:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import import_peer
 import pellucid
+from conftest import import_peer
 from pellucid.evaluate import completeness
 
 

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import import_peer
 
+from conftest import import_peer
 from pellucid import evaluate as ev
 from pellucid.explanation import Explanation
 

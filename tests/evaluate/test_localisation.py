@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import import_peer
 import pellucid
+from conftest import import_peer
 from pellucid.errors import InputError
 from pellucid.evaluate import pointing_game, relevance_mass, relevance_rank
 from pellucid.zoo import (

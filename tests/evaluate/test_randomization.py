@@ -1,81 +1,22 @@
-"""Randomisation sanity checks: Spearman and SSIM by hand and against scipy/skimage/Quantus, and
-the model / data randomisation tests on the planted-patch CNN."""
+"""Randomisation sanity checks: the model / data randomisation tests on the planted-patch CNN, and
+against Quantus's MPRT (the similarity measures are checked in test_similarity.py)."""
 from __future__ import annotations
 
-import math
 import types
 
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 
+import pellucid
 from conftest import assert_same_state, import_peer, snapshot
-from pellucid.errors import InputError, ModelError
+from pellucid.errors import InputError, ModelError, PellucidError
 from pellucid.evaluate import data_randomization, model_randomization
-from pellucid.evaluate.randomization import layer_order, spearman, ssim
+from pellucid.evaluate.randomization import layer_order
 from pellucid.zoo import planted_patches, planted_tabular
 from pellucid.zoo.digits import _train
 from pellucid.zoo.planted import TabularMLP
-
-
-# -- the similarity measures -----------------------------------------------------------------------
-def test_spearman_matches_scipy_with_ties():
-    g = torch.Generator().manual_seed(0)
-    a = torch.randint(0, 5, (6, 40), generator=g).double()  # many ties
-    b = a + torch.randn(6, 40, generator=g, dtype=torch.float64) * 2
-    b[0] = torch.randint(0, 3, (40,), generator=g).double()
-    ours = spearman(a, b)
-    expected = [spearmanr(a[i].numpy(), b[i].numpy())[0] for i in range(6)]
-    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12)
-    # 2-D rows are flattened; a constant row has no rank correlation (NaN, as scipy)
-    assert spearman(a.view(6, 4, 10), a.view(6, 4, 10)).tolist() == pytest.approx([1.0] * 6)
-    assert math.isnan(spearman(torch.ones(1, 5), torch.arange(5.0)[None]).item())
-    assert spearman(torch.tensor([[1.0, 2, 3]]), torch.tensor([[3.0, 2, 1]])).item() == pytest.approx(-1)
-
-
-def _ssim_loop(a: np.ndarray, b: np.ndarray, size: int, sigma: float, rng: float) -> float:
-    """SSIM written out window by window, for reference."""
-    taps = np.arange(size) - (size - 1) / 2
-    g = np.exp(-taps**2 / (2 * sigma**2))
-    w = np.outer(g, g) / np.outer(g, g).sum()
-    c1, c2 = (0.01 * rng) ** 2, (0.03 * rng) ** 2
-    values = []
-    for i in range(a.shape[0] - size + 1):
-        for j in range(a.shape[1] - size + 1):
-            pa, pb = a[i:i + size, j:j + size], b[i:i + size, j:j + size]
-            ma, mb = (w * pa).sum(), (w * pb).sum()
-            va, vb = (w * (pa - ma) ** 2).sum(), (w * (pb - mb) ** 2).sum()
-            cov = (w * (pa - ma) * (pb - mb)).sum()
-            values.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
-    return float(np.mean(values))
-
-
-def test_ssim_identical_maps_score_one_and_match_skimage():
-    g = torch.Generator().manual_seed(1)
-    a = torch.rand(4, 16, 16, generator=g, dtype=torch.float64)
-    b = (a + 0.3 * torch.rand(4, 16, 16, generator=g, dtype=torch.float64)).clamp(0, 1)
-    assert ssim(a, a).tolist() == pytest.approx([1.0] * 4, abs=1e-12)
-    ours = ssim(a, b)
-    rng = (a.amax(dim=(1, 2)) - a.amin(dim=(1, 2))).numpy()
-    skimage_metrics = pytest.importorskip("skimage.metrics")
-    ref = [skimage_metrics.structural_similarity(
-        a[i].numpy(), b[i].numpy(), gaussian_weights=True, sigma=1.5,
-        use_sample_covariance=False, data_range=rng[i]) for i in range(4)]
-    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10)
-
-
-def test_ssim_on_small_maps_matches_a_loop():
-    # 8x8 maps: the 11-tap window shrinks to 7 taps (sigma stays 1.5)
-    g = torch.Generator().manual_seed(2)
-    a = torch.randn(3, 8, 8, generator=g, dtype=torch.float64)
-    b = a.flip(-1) + 0.1 * torch.randn(3, 8, 8, generator=g, dtype=torch.float64)
-    ours = ssim(a, b, data_range=2.0)
-    ref = [_ssim_loop(a[i].numpy(), b[i].numpy(), 7, 1.5, 2.0) for i in range(3)]
-    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10)
-    with pytest.raises(InputError):
-        ssim(a, b[:2])
 
 
 # -- layer order -----------------------------------------------------------------------------------
@@ -106,8 +47,10 @@ def batch():
 
 def test_saliency_passes_and_the_input_control_fails(planted_cnn, batch):
     model, _ = planted_cnn
-    sal = model_randomization(model, batch, method="saliency", similarity="both", seed=0)
-    ctl = model_randomization(model, batch, method="input", similarity="both", seed=0)
+    sal = {s: model_randomization(model, batch, method="saliency", similarity=s, seed=0)
+           for s in ("spearman", "ssim")}
+    ctl = {s: model_randomization(model, batch, method="input", similarity=s, seed=0)
+           for s in ("spearman", "ssim")}
     assert sal["spearman"].meta["layers"] == ["head", "features.4", "features.2", "features.0"]
     assert sal["spearman"].curves.shape == (32, 4) and not sal["spearman"].higher_is_better
     # randomising the top two layers decorrelates saliency; the input "explanation" never moves
@@ -116,6 +59,37 @@ def test_saliency_passes_and_the_input_control_fails(planted_cnn, batch):
     for s in ctl.values():
         assert torch.allclose(s.curves, torch.ones_like(s.curves), atol=1e-12)
     torch.testing.assert_close(sal["spearman"].values, sal["spearman"].curves[:, -1])
+
+
+def test_several_similarities_at_once_are_deprecated_but_still_a_dict(planted_cnn, batch):
+    model, _ = planted_cnn
+    x = batch[:8]
+    with pytest.warns(DeprecationWarning, match="once per similarity"):
+        both = model_randomization(model, x, method="saliency", similarity="both", seed=0)
+    with pytest.warns(DeprecationWarning, match="once per similarity"):
+        listed = data_randomization(model, model, x, method="saliency", similarity=["ssim"])
+    assert list(both) == ["spearman", "ssim"] and list(listed) == ["ssim"]
+    for s, score in both.items():
+        one = model_randomization(model, x, method="saliency", similarity=s, seed=0)
+        assert torch.equal(score.curves, one.curves) and score.name == one.name
+
+
+def test_an_explanation_is_re_run_with_its_own_method_options_and_target(planted_cnn, batch):
+    model, _ = planted_cnn
+    x = batch[:8]
+    e = pellucid.smoothgrad(model, x, target=1, samples=4, seed=2)
+    given = model_randomization(model, e, seed=0)
+    direct = model_randomization(model, x, method="smoothgrad", target=1, samples=4, seed=0)
+    assert torch.equal(given.curves, direct.curves) and given.meta["method"] == "smoothgrad"
+    twin = data_randomization(model, model, pellucid.saliency(model, x), progress=False)
+    assert twin.mean == pytest.approx(1.0)
+    with pytest.raises(InputError, match="either"):
+        model_randomization(model, e, method="saliency")
+    with pytest.raises(InputError, match="method="):
+        model_randomization(model, x)
+    e.method = ""
+    with pytest.raises(PellucidError, match="names no method"):
+        model_randomization(model, e)
 
 
 def test_seeded_and_leaves_the_model_untouched(planted_cnn, batch):
@@ -137,7 +111,8 @@ def test_seeded_and_leaves_the_model_untouched(planted_cnn, batch):
 def test_independent_stages_and_layer_given_as_module(planted_cnn, batch):
     model, info = planted_cnn
     casc = model_randomization(model, batch, method="saliency", seed=1)
-    ind = model_randomization(model, batch, method="saliency", layers="independent", seed=1)
+    ind = model_randomization(model, batch, method="saliency", mode="independent", seed=1,
+                              progress=False)
     # stage 1 randomises the head alone in both modes, with the same draw
     torch.testing.assert_close(ind.curves[:, 0], casc.curves[:, 0])
     torch.testing.assert_close(ind.values, torch.nanmean(ind.curves, dim=1))
@@ -146,6 +121,15 @@ def test_independent_stages_and_layer_given_as_module(planted_cnn, batch):
     cam = model_randomization(model, batch, method="grad_cam", layer=model.features[4], seed=0)
     assert_same_state(before, snapshot(model))
     assert cam.mean < 0.5
+
+
+def test_layers_is_the_old_name_of_mode(planted_cnn, batch):
+    model, _ = planted_cnn
+    x = batch[:8]
+    with pytest.warns(DeprecationWarning, match="mode="):
+        old = model_randomization(model, x, method="saliency", layers="independent", seed=1)
+    new = model_randomization(model, x, method="saliency", mode="independent", seed=1)
+    assert old.meta["mode"] == "independent" and torch.equal(old.curves, new.curves)
 
 
 def test_random_methods_get_the_same_seed_at_every_stage(planted_cnn, batch):
@@ -207,7 +191,9 @@ def test_agrees_with_quantus_mprt(planted_cnn, batch):
 
 def test_bad_options_and_models(planted_cnn, batch):
     model, _ = planted_cnn
-    with pytest.raises(ValueError, match="layers"):
+    with pytest.raises(ValueError, match="mode"):
+        model_randomization(model, batch, method="saliency", mode="bottom_up")
+    with pytest.raises(ValueError, match="mode"), pytest.warns(DeprecationWarning):
         model_randomization(model, batch, method="saliency", layers="bottom_up")
     with pytest.raises(ValueError, match="similarity"):
         model_randomization(model, batch, method="saliency", similarity="pearson")

@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import assert_same_state, snapshot
 from pellucid import errors
 from pellucid.inspect import Monitor, structure, tensorboard, weights
 from pellucid.zoo import TinyResNet
-
-from conftest import assert_same_state, snapshot
 
 
 def _by_name(s):
@@ -106,7 +105,7 @@ def test_structure_svg_is_well_formed_and_escapes_names():
     root = ET.fromstring(svg)  # raises on malformed XML (an unescaped '<' or '&')
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert any("<b>&" in (t or "") for t in texts)
-    from pellucid.report import table_html
+    from pellucid.reporting import table_html
 
     assert "&lt;b&gt;&amp;" in table_html(s.table())
 
@@ -114,9 +113,9 @@ def test_structure_svg_is_well_formed_and_escapes_names():
 def test_structure_errors():
     with pytest.raises(errors.ModelError, match="nn.Module"):
         structure(lambda x: x, torch.zeros(1))
-    with pytest.raises(errors.InputError, match="example_inputs"):
+    with pytest.raises(errors.InputError, match="inputs must be a tensor"):
         structure(nn.Linear(2, 2), [[0.0, 0.0]])
-    with pytest.raises(errors.ModelError, match="failed on example_inputs"):
+    with pytest.raises(errors.ModelError, match="failed on inputs"):
         structure(nn.Linear(2, 2), torch.zeros(1, 3), trace=False)
 
 
@@ -130,7 +129,8 @@ def test_weights_statistics_match_numpy_and_count_pruned_zeros():
     a = net[0].weight.detach().double().numpy().ravel()
     assert t.numel == 200 and t.shape == (20, 10)
     np.testing.assert_allclose([t.mean, t.std, t.min, t.max, t.abs_mean, t.norm],
-                               [a.mean(), a.std(ddof=1), a.min(), a.max(), np.abs(a).mean(), np.linalg.norm(a)])
+                               [a.mean(), a.std(ddof=1), a.min(), a.max(), np.abs(a).mean(),
+                                np.linalg.norm(a)])
     assert t.zero_fraction == 0.5 and w["2.weight"].zero_fraction == 0.0
     expected, _ = np.histogram(a, bins=t.edges)
     np.testing.assert_array_equal(t.counts, expected)
@@ -142,7 +142,7 @@ def test_weights_statistics_match_numpy_and_count_pruned_zeros():
 
 
 def test_weights_plot_is_drawn():
-    from pellucid.inspect.tensorboard import figure_pixels
+    from pellucid.plot.inspect import figure_pixels
 
     pixels = figure_pixels(weights(TinyResNet(seed=0)).plot())
     assert pixels.std() > 10  # not blank
@@ -164,7 +164,7 @@ def test_tensorboard_writes_histograms_graph_and_pictures(tmp_path):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     expl = pellucid.saliency(model, x, target=0)
     before = snapshot(model)
-    tensorboard(model, tmp_path, explanations=[expl], example_inputs=x[:1], step=3)
+    tensorboard(model, tmp_path, explanations=[expl], inputs=x[:1], step=3)
     assert_same_state(before, snapshot(model))
     acc = _event_tags(tmp_path)
     tags = acc.Tags()
@@ -202,11 +202,12 @@ def test_monitor_records_changing_maps_while_the_digits_cnn_trains(tmp_path):
     # training moved the maps: each recorded step differs from the one before by a real amount
     change = (maps[1:] - maps[:-1]).flatten(1).norm(dim=1) / maps[:-1].flatten(1).norm(dim=1)
     assert (change > 0.05).all(), change
-    assert monitor.history[0].weights["classifier.3.weight"].mean != monitor.history[2].weights["classifier.3.weight"].mean
+    first, last = (monitor.history[k].weights["classifier.3.weight"] for k in (0, 2))
+    assert first.mean != last.mean
     tags = _event_tags(tmp_path).Tags()
     assert "explanations/saliency/0" in tags["images"] and "weights/features.0.weight" in tags["histograms"]
     assert [e.step for e in _event_tags(tmp_path).Images("explanations/saliency/0")] == [0, 2, 4]
-    from pellucid.inspect.tensorboard import figure_pixels
+    from pellucid.plot.inspect import figure_pixels
 
     assert figure_pixels(monitor.plot()).std() > 10
     with pytest.raises(errors.InputError, match="not monitored"):
@@ -220,3 +221,90 @@ def test_monitor_errors():
         Monitor(nn.Linear(2, 2), torch.zeros(1, 2), every=0)
     with pytest.raises(errors.InputError, match="nothing recorded"):
         Monitor(nn.Linear(2, 2), torch.zeros(1, 2)).plot()
+
+
+class _Reused(nn.Module):
+    """One Linear and one ReLU, each called twice in the forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+        self.act = nn.ReLU()
+        self.b = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.b(self.act(self.a(self.act(self.a(x)))))
+
+
+@pytest.mark.parametrize("trace", [True, False])
+def test_a_reused_module_gets_one_row_per_call_site(trace):
+    s = structure(_Reused(), torch.ones(2, 3), trace=trace)
+    assert s.traced == trace
+    assert [r.name for r in s.layers] == ["a@0", "act@0", "a@1", "act@1", "b"]
+    assert [r.params for r in s.layers] == [12, 0, 0, 0, 8]  # the shared Linear counted once
+    assert [r.inputs[0] for r in s.layers[1:]] == ["a@0", "act@0", "a@1", "act@1"]
+    assert sum(r.params for r in s.layers) == s.total_params == 20
+
+
+def test_structure_and_weights_print_tables_and_return_rows():
+    net = nn.Sequential(nn.Linear(300, 40), nn.ReLU(), nn.Linear(40, 2))
+    s = structure(net, torch.zeros(1, 300))
+    rows = s.table()
+    assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+    assert rows[0] == {"name": "0", "kind": "Linear", "output_shape": (1, 40), "params": 12_040,
+                       "trainable": 12_040}
+    text = str(s).splitlines()
+    assert text[0] == "Sequential on input (1, 300)"
+    assert text[1].split() == ["layer", "kind", "output", "shape", "params", "trainable"]
+    assert text[3].split() == ["0", "Linear", "1x40", "12,040", "12,040"]
+    assert text[-1] == "total parameters 12,122, trainable 12,122"
+    w = weights(net)
+    assert [r["name"] for r in w.table()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    lines = str(w).splitlines()
+    assert lines[0] == "Sequential" and lines[1].split()[:3] == ["parameter", "shape", "count"]
+    assert lines[3].split()[:3] == ["0.weight", "40x300", "12,000"] and lines[3].endswith("0.0%")
+
+
+def test_old_keyword_names_warn_and_give_the_same_result(tmp_path):
+    net = TinyResNet(seed=0)
+    x = torch.zeros(1, 3, 32, 32)
+    with pytest.warns(DeprecationWarning, match=r"structure\(example_inputs=...\) is deprecated"):
+        old = structure(net, example_inputs=x)
+    assert old == structure(net, x)
+    with pytest.warns(DeprecationWarning, match="probe_inputs"):
+        mon = Monitor(nn.Linear(2, 2), probe_inputs=torch.ones(3, 2))
+    torch.testing.assert_close(mon.inputs, torch.ones(3, 2))
+    with pytest.warns(DeprecationWarning, match="Monitor.inputs"):
+        assert mon.probe_inputs is mon.inputs
+    with pytest.raises(errors.InputError, match="both inputs and its old name"), \
+            pytest.warns(DeprecationWarning):
+        Monitor(nn.Linear(2, 2), torch.ones(3, 2), probe_inputs=torch.ones(3, 2))
+    pytest.importorskip("tensorboard")
+    lin = nn.Linear(3, 2)
+    with pytest.warns(DeprecationWarning, match=r"tensorboard\(example_inputs=...\)"):
+        tensorboard(lin, tmp_path / "old", example_inputs=torch.zeros(1, 3))
+    tensorboard(lin, tmp_path / "new", inputs=torch.zeros(1, 3))
+    assert _event_tags(tmp_path / "old").Tags()["graph"] and _event_tags(tmp_path / "new").Tags()["graph"]
+
+
+def test_monitor_explanations_and_table():
+    net = nn.Linear(4, 2)
+    mon = Monitor(net, torch.ones(3, 4), methods=("saliency", "gradient_x_input"), every=2)
+    for i in range(5):
+        mon.step(i)
+    by_step = mon.explanations("gradient_x_input")
+    assert list(by_step) == [0, 2, 4] and all(e.method == "gradient_x_input" for e in by_step.values())
+    assert list(mon.explanations()) == [0, 2, 4]  # the first method by default
+    rows = mon.table()
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    t = int(net(torch.ones(1, 4)).argmax())  # saliency of a linear model: |W[t]| on every row
+    assert rows[0]["saliency mean |value|"] == pytest.approx(float(net.weight[t].detach().abs().mean()))
+
+
+def test_importing_inspect_leaves_matplotlib_alone():
+    import subprocess
+    import sys
+
+    code = "import sys, pellucid.inspect; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

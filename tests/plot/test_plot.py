@@ -256,3 +256,21 @@ def test_text_colours_tokens_and_escapes_html():
     fig = plot.explanation(e)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["<script>alert(1)</script>", "plain", "bad", "ly"]
+
+
+def test_inspect_figures_take_the_result_objects():
+    from pellucid.inspect import Monitor, weights
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    fig = plot.weight_histograms(weights(net, bins=8), columns=3)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split("\n")[0] for ax in shown] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert sum(len(ax.patches) for ax in shown) == 4 * 8  # one bar per bin
+    mon = Monitor(net, torch.rand(3, 4), methods=("saliency", "gradient_x_input"), every=1)
+    for step in range(3):
+        mon.step(step)
+    strip = plot.monitor_strip(mon, "gradient_x_input", rows=2)
+    assert len(strip.axes) == 2 * 3  # probe rows x recorded steps
+    assert [ax.get_title() for ax in strip.axes[:3]] == ["step 0", "step 1", "step 2"]
+    pixels = plot.figure_pixels(strip)
+    assert pixels.dtype == np.uint8 and pixels.shape[2] == 3 and pixels.std() > 10

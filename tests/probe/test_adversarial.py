@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from pellucid import errors
@@ -44,7 +45,8 @@ def test_fgsm_linear_two_class_by_hand(clamp):
     assert torch.equal(r.target, c) and torch.equal(r.original_predictions, c)
     torch.testing.assert_close(r.adversarial, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(r.perturbation_norm["linf"], torch.full((16,), eps), rtol=0, atol=1e-6)
-    torch.testing.assert_close(r.perturbation_norm["l2"], torch.full((16,), eps * 5 ** 0.5), rtol=0, atol=1e-5)
+    torch.testing.assert_close(r.perturbation_norm["l2"], torch.full((16,), eps * 5 ** 0.5),
+                               rtol=0, atol=1e-5)
     assert torch.equal(r.predictions, (r.adversarial @ w.T + lin.bias).argmax(1))
     assert torch.equal(r.success, r.predictions != c)
     # targeted toward class 0: the step goes down the loss of class 0, i.e. along w_0 - w_1
@@ -175,11 +177,11 @@ def test_agrees_with_captum(digits):
 def test_errors():
     lin = _linear()
     x = torch.rand(3, 5)
-    with pytest.raises(errors.InputError, match="eps must be >= 0"):
+    with pytest.raises(errors.InputError, match="eps must be a finite number >= 0"):
         fgsm(lin, x, eps=-0.1)
-    with pytest.raises(errors.InputError, match="eps must be >= 0"):
+    with pytest.raises(errors.InputError, match="eps must be a finite number >= 0"):
         pgd(lin, x, eps=-1)
-    with pytest.raises(errors.InputError, match="norm must be 'linf' or 'l2'"):
+    with pytest.raises(errors.InputError, match="norm must be one of 'linf', 'l2'"):
         pgd(lin, x, eps=0.1, norm="l1")
     with pytest.raises(errors.TargetError, match="target 5 is out of range .* 2 output"):
         fgsm(lin, x, eps=0.1, target=5)
@@ -217,3 +219,33 @@ def test_attack_result_plot_shows_clean_perturbation_adversarial():
     assert lo == -hi  # the perturbation map is centred on zero
     tab = fgsm(torch.nn.Linear(4, 2), torch.rand(5, 4), eps=0.2, clamp=None)
     assert len(tab.plot(rows=[0, 3]).axes) == 2
+
+
+def test_results_are_tables_and_text():
+    lin = _linear(4)
+    x = torch.rand(5, 5, generator=torch.Generator().manual_seed(3))
+    r = fgsm(lin, x, eps=0.3)
+    rows = r.table()
+    assert [row["row"] for row in rows] == list(range(5))
+    assert [row["success"] for row in rows] == r.success.tolist()
+    assert [row["adversarial_prediction"] for row in rows] == r.predictions.tolist()
+    assert [row["linf"] for row in rows] == pytest.approx(r.perturbation_norm["linf"].tolist())
+    text = str(r)
+    assert text.startswith("fgsm: success rate") and "adversarial prediction" in text
+    assert len(text.splitlines()) == 2 + 1 + 5  # title, header, rule, one line per row
+    y = torch.zeros(5, dtype=torch.long)
+    curve = robustness_curve(lin, x, y, attack="pgd", eps_values=[0.0, 0.2], steps=2, seed=1,
+                             batch_size=2, progress=False)
+    assert curve.table() == [{"eps": 0.0, "accuracy": curve.accuracy[0]},
+                             {"eps": 0.2, "accuracy": curve.accuracy[1]}]
+    assert curve.params == {"steps": 2, "seed": 1} and "robustness to pgd" in str(curve)
+    again = robustness_curve(lin, x, y, attack="pgd", eps_values=[0.0, 0.2], steps=2, seed=1)
+    assert again.accuracy == curve.accuracy
+
+
+def test_import_does_not_load_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, pellucid.probe; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

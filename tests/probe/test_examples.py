@@ -61,11 +61,11 @@ def test_errors(mlp, rows):
     before = snapshot(mlp)
     with pytest.raises(LayerError, match="unknown layer 'fc'"):
         nearest_examples(mlp, q, data, layer="fc")
-    with pytest.raises(InputError, match="k must be an int from 1 to the dataset's 37 rows"):
+    with pytest.raises(InputError, match="k must be an int from 1 to the data's 37 rows"):
         nearest_examples(mlp, q, data, layer="1", k=38)
     with pytest.raises(InputError, match="metric must be"):
         nearest_examples(mlp, q, data, layer="1", metric="manhattan")
-    with pytest.raises(InputError, match="labels must have one entry per dataset row"):
+    with pytest.raises(InputError, match=r"labels must have one entry per row of data \(37\)"):
         nearest_examples(mlp, q, data, layer="1", labels=[0, 1])
     assert_same_state(before, snapshot(mlp))
 
@@ -80,3 +80,50 @@ def test_digits_neighbours_share_label():
     agree = (r.labels == d.y_test[:50, None]).float().mean().item()
     print(f"digits: share of 5 nearest neighbours (classifier.2) with the query's label = {agree:.3f}")
     assert agree > 0.9
+
+
+def test_reused_layer_refused_and_call_sites(rows):
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 6)
+            self.head = nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.head(self.lin(torch.tanh(self.lin(x))))
+
+    torch.manual_seed(0)
+    net = Twice()
+    q, data = rows
+    before = snapshot(net)
+    with pytest.raises(LayerError, match="pick one call site: 'lin@0', 'lin@1'"):
+        nearest_examples(net, q, data, layer="lin", k=3)
+    for call, rep in ((0, net.lin), (1, lambda v: net.lin(torch.tanh(net.lin(v))))):
+        r = nearest_examples(net, q, data, layer=f"lin@{call}", k=3, batch_size=8)
+        with torch.no_grad():
+            ref_d, ref_i = torch.cdist(rep(q), rep(data)).topk(3, dim=1, largest=False)
+        assert torch.equal(r.indices, ref_i) and r.layer == f"lin@{call}"
+        assert torch.allclose(r.distances, ref_d, atol=1e-5)
+    assert_same_state(before, snapshot(net))
+
+
+def test_old_keyword_names_warn_and_agree(mlp, rows):
+    q, data = rows
+    new = nearest_examples(mlp, q, data, layer="1", k=3)
+    with pytest.warns(DeprecationWarning, match=r"nearest_examples\(queries=...\).*inputs="):
+        old = nearest_examples(mlp, queries=q, data=data, layer="1", k=3)
+    assert torch.equal(old.indices, new.indices)
+    with pytest.warns(DeprecationWarning, match=r"nearest_examples\(dataset=...\).*data="):
+        old = nearest_examples(mlp, q, dataset=data, layer="1", k=3)
+    assert torch.equal(old.indices, new.indices)
+
+
+def test_table_and_text(mlp, rows):
+    q, data = rows
+    labels = torch.arange(37) % 4
+    r = nearest_examples(mlp, q[:2], data, layer="1", k=3, labels=labels)
+    tab = r.table()
+    assert len(tab) == 6 and tab[4] == {"row": 1, "rank": 1, "example": int(r.indices[1, 1]),
+                                        "distance": float(r.distances[1, 1]),
+                                        "label": int(r.labels[1, 1])}
+    assert str(r).startswith("nearest examples in '1' (euclidean)") and len(str(r).splitlines()) == 3 + 6

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from conftest import assert_same_state, snapshot
-from pellucid.errors import InputError, LayerError
+from pellucid.errors import BaselineError, InputError, LayerError
 from pellucid.probe import ablate, intervene, patch
 
 
@@ -97,12 +97,12 @@ def test_patch_all_units_restores_clean_exactly(cnn, images):
     before = snapshot(cnn)
     corrupt = images.flip(0) * 0.5
     r = patch(cnn, images, corrupt, layer="features.2", batch_size=4)
-    assert torch.equal(r.patched, r.clean)
+    assert torch.equal(r.patched, r.outputs)
     assert torch.equal(r.restored, torch.ones(len(images)))
     assert r.mean_restored == 1.0
     # naming every unit is the same as units=None
     r2 = patch(cnn, images, corrupt, layer="features.2", units=range(8))
-    assert torch.equal(r2.patched, r2.clean) and torch.equal(r2.restored, r.restored)
+    assert torch.equal(r2.patched, r2.outputs) and torch.equal(r2.restored, r.restored)
     assert_same_state(before, snapshot(cnn))
 
 
@@ -114,7 +114,7 @@ def test_patch_some_units_by_hand(convnet, images):
     expected = convnet.head(convnet.act(a)).gather(1, r.target[:, None])[:, 0]
     assert torch.allclose(r.patched, expected, atol=1e-6)
     assert torch.equal(r.target, convnet(images).argmax(1))
-    assert torch.allclose(r.restored, (r.patched - r.corrupt) / (r.clean - r.corrupt))
+    assert torch.allclose(r.restored, (r.patched - r.baseline_outputs) / (r.outputs - r.baseline_outputs))
 
 
 def test_patch_nan_where_clean_equals_corrupt(convnet, images):
@@ -124,7 +124,7 @@ def test_patch_nan_where_clean_equals_corrupt(convnet, images):
 
 def test_patch_errors(convnet, images):
     before = snapshot(convnet)
-    with pytest.raises(InputError, match="same number of rows"):
+    with pytest.raises(BaselineError, match=r"baseline of shape \(3, 1, 8, 8\) does not broadcast"):
         patch(convnet, images, images[:3], layer="conv")
     with pytest.raises(InputError, match="unit 9 is out of range"):
         patch(convnet, images, images, layer="conv", units=9)
@@ -143,6 +143,86 @@ def test_reused_layer_is_rejected():
             return self.lin(self.lin(x))
 
     net = Twice()
-    with pytest.raises(LayerError, match="exactly once"):
+    with pytest.raises(LayerError, match="ran 2 time.*pick one call site: 'lin@0', 'lin@1'"):
         ablate(net, torch.zeros(2, 3), layer="lin", units=0)
+    with pytest.raises(LayerError, match="ran 2 time"):
+        patch(net, torch.zeros(2, 3), torch.ones(2, 3), layer="lin")
     assert snapshot(net)["hooks"] == [0, 0]
+
+
+def test_call_sites_of_a_reused_layer():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.lin(self.lin(x))
+
+    torch.manual_seed(0)
+    net = Twice()
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    lin = net.lin
+    with torch.no_grad():
+        # second call ablated: its unit 1 is zero before the (absent) rest of the model
+        h = lin(lin(x))
+        h[:, 1] = 0
+        r = ablate(net, x, layer="lin@1", units=1, target=1)
+        assert torch.allclose(r.after, h[:, 1]) and torch.equal(r.after, torch.zeros(5))
+        # first call ablated: unit 2 of the inner output is zero, then the second call runs
+        a = lin(x)
+        a[:, 2] = 0
+        r0 = ablate(net, x, layer="lin@0", units=2, target=0)
+        assert torch.allclose(r0.after, lin(a)[:, 0], atol=1e-6)
+        assert r0.layer == "lin@0"
+        # patching the first call's whole output restores the inputs' answer exactly
+        base = torch.zeros(5, 3)
+        p = patch(net, x, base, layer="lin@0")
+        assert torch.allclose(p.patched, p.outputs)
+    with pytest.raises(LayerError, match="call site 'lin@2' does not exist"):
+        ablate(net, x, layer="lin@2", units=0)
+    assert snapshot(net)["hooks"] == [0, 0]
+
+
+def test_patch_baseline_broadcasts_like_a_baseline(convnet, images):
+    one = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(3))
+    a = patch(convnet, images, one, layer="conv", units=[2])
+    b = patch(convnet, images, one.expand(len(images), 1, 8, 8), layer="conv", units=[2])
+    assert torch.equal(a.patched, b.patched) and torch.equal(a.baseline_outputs, b.baseline_outputs)
+    zero = patch(convnet, images, 0.0, layer="conv", units=[2])
+    assert torch.equal(zero.baseline_outputs, patch(convnet, images, torch.zeros_like(images), layer="conv",
+                                                    units=[2]).baseline_outputs)
+
+
+def test_old_keyword_and_field_names_warn_and_agree(convnet, images):
+    corrupt = images.flip(0)
+    new = patch(convnet, images, corrupt, layer="conv", units=[0, 3])
+    with pytest.warns(DeprecationWarning, match=r"patch\(clean=...\) is deprecated.*inputs=") as seen:
+        old = patch(convnet, clean=images, baseline=corrupt, layer="conv", units=[0, 3])
+    assert seen[0].filename == __file__
+    assert torch.equal(old.restored.nan_to_num(), new.restored.nan_to_num())
+    with pytest.warns(DeprecationWarning, match=r"patch\(corrupt=...\).*baseline="):
+        old = patch(convnet, images, corrupt=corrupt, layer="conv", units=[0, 3])
+    assert torch.equal(old.patched, new.patched)
+    with pytest.warns(DeprecationWarning, match=r"PatchResult.clean is deprecated.*\.outputs") as seen:
+        assert torch.equal(new.clean, new.outputs)
+    assert seen[0].filename == __file__  # the warning points at the caller
+    with pytest.warns(DeprecationWarning, match=r"PatchResult.corrupt is deprecated.*\.baseline_outputs"):
+        assert torch.equal(new.corrupt, new.baseline_outputs)
+    with pytest.warns(DeprecationWarning, match=r"intervene\(data=...\).*inputs="):
+        old = intervene(convnet, data=images, do={(0, 1, 1): 0.5})
+    assert torch.equal(old.effect, intervene(convnet, images, do={(0, 1, 1): 0.5}).effect)
+
+
+def test_results_are_tables_and_text(convnet, images):
+    r = intervene(convnet, images, do={(0, 1, 1): 0.5}, target=2)
+    assert r.table()[3] == {"row": 3, "target": 2, "before": float(r.before[3]),
+                            "after": float(r.after[3]), "effect": float(r.effect[3])}
+    assert str(r).startswith("do({(0, 1, 1): 0.5}): mean effect") and len(str(r).splitlines()) == 3 + 6
+    a = ablate(convnet, images, layer="conv", units=[1])
+    assert [row["effect"] for row in a.table()] == a.effect.tolist()
+    assert "ablation of units [1] of 'conv'" in str(a)
+    p = patch(convnet, images, images.flip(0), layer="conv", units=[0])
+    assert [row["restored"] for row in p.table()] == pytest.approx(p.restored.tolist(), nan_ok=True)
+    assert set(p.table()[0]) == {"row", "target", "outputs", "baseline_outputs", "patched", "restored"}
+    assert "patching units [0] of 'conv'" in str(p)

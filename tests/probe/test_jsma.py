@@ -30,7 +30,7 @@ def _hand_linear() -> nn.Linear:
 
 
 def test_hand_checked_pair_on_linear_model():
-    r = jsma(_hand_linear(), torch.zeros(2, 3), target_class=1, max_features=1.0)
+    r = jsma(_hand_linear(), torch.zeros(2, 3), target=1, max_fraction=1.0)
     assert isinstance(r, AttackResult)
     torch.testing.assert_close(r.adversarial, torch.tensor([[1.0, 1.0, 0.0]] * 2))
     assert r.success.all() and (r.predictions == 1).all() and (r.original_predictions == 0).all()
@@ -42,43 +42,43 @@ def test_hand_checked_pair_on_linear_model():
 def test_target_saliency_picks_the_largest_target_gradients():
     # saliency="target" ignores the other classes: the pair with the largest dz1/dx is (1, 2)
     # (alpha 2 + 3 = 5), so features 1 and 2 rise to 1: z0 = -3 + 1 + 5 = 3 < z1 = 5.
-    r = jsma(_hand_linear(), torch.zeros(1, 3), target_class=1, max_features=1.0, saliency="target")
+    r = jsma(_hand_linear(), torch.zeros(1, 3), target=1, max_fraction=1.0, saliency="target")
     torch.testing.assert_close(r.adversarial, torch.tensor([[0.0, 1.0, 1.0]]))
     assert r.success.all() and r.meta["saliency"] == "target"
     with pytest.raises(errors.InputError, match="saliency"):
-        jsma(_hand_linear(), torch.zeros(1, 3), target_class=1, saliency="logits")
+        jsma(_hand_linear(), torch.zeros(1, 3), target=1, saliency="logits")
 
 
 def test_budget_too_small_for_a_pair_changes_nothing():
-    # max_features = 1/3 of 3 features: one feature, but JSMA moves pairs
-    r = jsma(_hand_linear(), torch.zeros(1, 3), target_class=1, max_features=0.34)
+    # max_fraction = 1/3 of 3 features: one feature, but JSMA moves pairs
+    r = jsma(_hand_linear(), torch.zeros(1, 3), target=1, max_fraction=0.34)
     assert r.meta["features_changed"].tolist() == [0]
     assert not r.success.any()
 
 
 def test_target_already_predicted_is_immediate_success():
     lin = _hand_linear()
-    r = jsma(lin, torch.zeros(1, 3), target_class=0)
+    r = jsma(lin, torch.zeros(1, 3), target=0)
     assert r.success.all() and r.meta["features_changed"].tolist() == [0]
     assert r.meta["backward_rows"] == 0
 
 
 def test_per_row_targets_and_no_clamp():
     lin = _hand_linear()
-    r = jsma(lin, torch.zeros(2, 3), target_class=[0, 1], max_features=1.0, clamp=None, theta=0.5)
+    r = jsma(lin, torch.zeros(2, 3), target=[0, 1], max_fraction=1.0, clamp=None, theta=0.5)
     assert r.target.tolist() == [0, 1]
     assert r.meta["features_changed"][0] == 0 and r.success[0]
     # without a range each feature is used once: at most the 3 features of row 1 move by 0.5
     assert ((r.adversarial[1] == 0) | (r.adversarial[1] == 0.5)).all()
 
 
-@pytest.mark.parametrize("max_features", [0.1, 0.5])
-def test_digits_budget_respected(digits, max_features):
+@pytest.mark.parametrize("max_fraction", [0.1, 0.5])
+def test_digits_budget_respected(digits, max_fraction):
     model, x, y = digits
-    r = jsma(model, x, target_class=(y + 1) % 10, max_features=max_features)
+    r = jsma(model, x, target=(y + 1) % 10, max_fraction=max_fraction)
     d = x[0].numel()
     changed = ((r.adversarial - x) != 0).reshape(len(x), -1).sum(dim=1)
-    assert (changed <= max_features * d).all()
+    assert (changed <= max_fraction * d).all()
     assert torch.equal(changed, r.meta["features_changed"])
     assert ((r.adversarial >= 0) & (r.adversarial <= 1)).all()
     assert torch.equal(r.success, r.predictions == r.target)
@@ -89,8 +89,8 @@ def test_digits_reaches_target_on_most(digits):
     # Measured on these 30 digits (logit JSMA, theta=1): 0.1 -> 3%, 0.2 -> 50%, 0.3 -> 60%,
     # 0.5 -> 80%. 8x8 digits have few features and many already saturated pixels, so the
     # increasing attack needs a larger fraction than on 28x28 MNIST.
-    r = jsma(model, x, target_class=(y + 1) % 10, max_features=0.5)
-    print(f"JSMA success rate on 30 digits at max_features=0.5: {r.success_rate:.3f}")
+    r = jsma(model, x, target=(y + 1) % 10, max_fraction=0.5)
+    print(f"JSMA success rate on 30 digits at max_fraction=0.5: {r.success_rate:.3f}")
     assert r.success_rate >= 0.7
     assert (r.meta["features_changed"] <= 32).all()
 
@@ -100,7 +100,7 @@ def test_model_left_as_found(digits):
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
-    jsma(model, x[:4], target_class=(y[:4] + 1) % 10, max_features=0.2)
+    jsma(model, x[:4], target=(y[:4] + 1) % 10, max_fraction=0.2)
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == flags
     for k, v in model.state_dict().items():
@@ -111,14 +111,14 @@ def test_model_left_as_found(digits):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"target_class": 2}, errors.TargetError, "out of range"),
-        ({"target_class": [0, 5]}, errors.TargetError, "out of range"),
-        ({"target_class": [0]}, errors.TargetError, "entries"),
-        ({"target_class": None}, errors.TargetError, "target_class"),
-        ({"target_class": 1, "max_features": 0}, errors.InputError, r"\(0, 1\]"),
-        ({"target_class": 1, "max_features": 1.5}, errors.InputError, r"\(0, 1\]"),
-        ({"target_class": 1, "theta": 0}, errors.InputError, "nonzero"),
-        ({"target_class": 1, "theta": float("nan")}, errors.InputError, "theta"),
+        ({"target": 2}, errors.TargetError, "out of range"),
+        ({"target": [0, 5]}, errors.TargetError, "out of range"),
+        ({"target": [0]}, errors.TargetError, "entries"),
+        ({"target": None}, errors.TargetError, "jsma needs target="),
+        ({"target": 1, "max_fraction": 0}, errors.InputError, r"\(0, 1\]"),
+        ({"target": 1, "max_fraction": 1.5}, errors.InputError, r"\(0, 1\]"),
+        ({"target": 1, "theta": 0}, errors.InputError, "nonzero"),
+        ({"target": 1, "theta": float("nan")}, errors.InputError, "theta"),
     ],
 )
 def test_errors(kwargs, exc, match):
@@ -128,7 +128,7 @@ def test_errors(kwargs, exc, match):
 
 def test_inputs_outside_clamp():
     with pytest.raises(errors.InputError, match="clamp"):
-        jsma(_hand_linear(), torch.full((1, 3), 2.0), target_class=1)
+        jsma(_hand_linear(), torch.full((1, 3), 2.0), target=1)
 
 
 def test_digits_both_maps_beat_increasing_only():
@@ -140,8 +140,8 @@ def test_digits_both_maps_beat_increasing_only():
     t = (y + 1) % 10
     # Measured on these 100 digits (theta=1): increase 0.1 -> 6%, 0.2 -> 45%, 0.5 -> 81%;
     # both 0.1 -> 11%, 0.2 -> 53%, 0.5 -> 98%. Increasing-only rows mostly stop on the budget.
-    inc = jsma(model, x, target_class=t, max_features=0.2)
-    both = jsma(model, x, target_class=t, max_features=0.2, variant="both")
+    inc = jsma(model, x, target=t, max_fraction=0.2)
+    both = jsma(model, x, target=t, max_fraction=0.2, variant="both")
     assert both.meta["variant"] == "both" and inc.meta["variant"] == "increase"
     assert both.success_rate >= inc.success_rate + 0.05
     assert both.success_rate >= 0.5
@@ -149,13 +149,13 @@ def test_digits_both_maps_beat_increasing_only():
     assert (changed <= 12).all() and torch.equal(changed, both.meta["features_changed"])
     assert ((both.adversarial >= 0) & (both.adversarial <= 1)).all()
     with pytest.raises(errors.InputError, match="variant"):
-        jsma(model, x[:1], target_class=t[:1], variant="up")
+        jsma(model, x[:1], target=t[:1], variant="up")
 
 
 def test_digits_target_saliency_reaches_most_digits_on_a_small_budget():
     """The simplified map (target gradient only) beats the paper's pair map on 8x8 digits.
 
-    Measured on the first 100 test digits, target (label + 1) % 10, at max_features 0.1 / 0.2 /
+    Measured on the first 100 test digits, target (label + 1) % 10, at max_fraction 0.1 / 0.2 /
     0.5: pairs+increase 6% / 45% / 81%, pairs+both 11% / 53% / 98%, target+increase 25% / 66% /
     96%, target+both 43% / 94% / 100%. ART 1.20's SaliencyMapMethod, which uses this simplified
     map, gives 25% / 66% / 96% when only its rows within the budget are counted: ART checks the
@@ -167,7 +167,21 @@ def test_digits_target_saliency_reaches_most_digits_on_a_small_budget():
     d = load_digits()
     x, y = d.x_test[:100], d.y_test[:100]
     t = (y + 1) % 10
-    r = jsma(model, x, target_class=t, max_features=0.2, saliency="target", variant="both")
+    r = jsma(model, x, target=t, max_fraction=0.2, saliency="target", variant="both")
     assert r.success_rate >= 0.85
     assert (r.meta["features_changed"] <= 12).all()
     assert torch.equal(r.success, r.predictions == t)
+
+
+def test_old_keyword_names_warn_and_agree():
+    lin, x = _hand_linear(), torch.zeros(2, 3)
+    new = jsma(lin, x, target=1, max_fraction=1.0)
+    with pytest.warns(DeprecationWarning, match=r"jsma\(target_class=...\) is deprecated.*target="):
+        old = jsma(lin, x, target_class=1, max_fraction=1.0)
+    torch.testing.assert_close(old.adversarial, new.adversarial, rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning, match=r"max_features=.*max_fraction="):
+        old = jsma(lin, x, target=1, max_features=1.0)
+    torch.testing.assert_close(old.adversarial, new.adversarial, rtol=0, atol=0)
+    assert old.meta["max_fraction"] == 1.0
+    with pytest.raises(errors.InputError, match="both target= and its old name target_class="):
+        jsma(lin, x, target=1, target_class=1)

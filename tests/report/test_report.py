@@ -1,4 +1,5 @@
-"""pellucid.report: one self-contained page, escaped strings, sortable tables — checked in headless Chromium."""
+"""pellucid.report: one self-contained page, escaped strings, sortable tables — checked in headless
+Chromium."""
 from __future__ import annotations
 
 import json
@@ -35,7 +36,8 @@ def page(tmp_path_factory):
         structure(cnn, images[:1]),
         weights(cnn),
         ("notes", "Plain text & <tags> stay text."),
-        ("a table", [{"method": "b", "score": 2.5}, {"method": "a", "score": 10.0}, {"method": "c", "score": -1.0}]),
+        ("a table", [{"method": "b", "score": 2.5}, {"method": "a", "score": 10.0},
+                     {"method": "c", "score": -1.0}]),
     ]
     path = pellucid.report(items, tmp_path_factory.mktemp("report") / "r.html", title=f"title {EVIL}")
     return path, tab
@@ -97,7 +99,8 @@ def test_page_in_headless_chromium(page, tmp_path):
         pytest.skip("headless Chromium is not installed (.ci/run installs Debian's chromium)")
     path, _ = page
     probed = tmp_path / "probed.html"
-    probed.write_text(path.read_text().replace("<head>", "<head>" + _PROBE % json.dumps(EVIL).replace("</", "<\\/"), 1))
+    probe = _PROBE % json.dumps(EVIL).replace("</", "<\\/")
+    probed.write_text(path.read_text().replace("<head>", "<head>" + probe, 1))
     with tempfile.TemporaryDirectory() as profile:
         run = subprocess.run(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -120,3 +123,13 @@ def test_page_in_headless_chromium(page, tmp_path):
     # the name shows as text three times: in both values tables (tabular, tokens) and as a token
     assert result["evilCells"] == 3
     assert result["title"] == f"title {EVIL}"
+
+
+def test_pellucid_report_is_the_function(tmp_path):
+    import pellucid.reporting
+    from pellucid import report
+
+    assert report is pellucid.report is pellucid.reporting.report
+    assert callable(report) and not isinstance(pellucid.report, type(pellucid))  # no module in disguise
+    path = report([("numbers", {"a": 1, "b": 2.5})], tmp_path / "n.html")
+    assert path.read_text().count("<section") == 1

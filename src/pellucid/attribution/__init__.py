@@ -1,15 +1,15 @@
 """Why did the model predict this? Attribution methods, each returning an ``Explanation``."""
+from ._groups import grid_groups, slic_groups
 from .cam import grad_cam, grad_cam_pp
 from .conductance import conductance, top_units
 from .control import input_attribution, random_attribution
 from .gradient import gradient_x_input, saliency
 from .integrated import integrated_gradients
-from .relevance import deeplift, guided_backprop, lrp
-from .smoothgrad import smoothgrad
-from ._groups import grid_groups, slic_groups
-from .shapley import exact_shapley, kernel_shap, permutation_shapley
 from .lime import lime
 from .occlusion import occlusion
+from .relevance import deeplift, guided_backprop, lrp
+from .shapley import exact_shapley, kernel_shap, permutation_shapley
+from .smoothgrad import smoothgrad
 
 __all__ = [
     "saliency",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BaselineError, InputError
+from ..errors import BaselineError
 from ..model import Model
 
 __all__ = ["resolve_background", "coalition_values", "expected_output"]
@@ -106,9 +106,10 @@ def coalition_values(
 ) -> torch.Tensor:
     """``v[i, j] = sum_b w_b f_{t_i}(where(z_j, x_i, fill_b))`` as an ``(n, m)`` float64 tensor.
 
-    ``z`` is ``(m, G)`` bool (or ``(n, m, G)``, one set per row); ``gmap`` the group map ``(1 or n, F)`` (``None``: groups are the
-    elements, ``G = F``). ``fill`` is ``(B, F)`` shared by all rows with weights ``(B,)``, or with
-    ``per_row_fill`` one fill row per input row ``(n, F)`` (``B = 1``). Costs ``n·m·B`` model rows.
+    ``z`` is ``(m, G)`` bool (or ``(n, m, G)``, one set per row); ``gmap`` the group map
+    ``(1 or n, F)`` (``None``: groups are the elements, ``G = F``). ``fill`` is ``(B, F)`` shared
+    by all rows with weights ``(B,)``, or with ``per_row_fill`` one fill row per input row
+    ``(n, F)`` (``B = 1``). Costs ``n·m·B`` model rows.
     """
     n = x.shape[0]
     row = tuple(x.shape[1:])

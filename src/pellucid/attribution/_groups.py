@@ -21,7 +21,8 @@ members, so values come back shaped like the inputs and sum to the same total.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

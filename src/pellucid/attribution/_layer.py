@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._hooks import capture, find_layer, replacing
+from .._hooks import capture, layer_key, replacing
 from ..errors import LayerError
 from ..model import gather, select_target
 from ._path import path_sum
@@ -36,7 +36,7 @@ def outputs_with_layer(
     """Model outputs on ``x`` with the layer's output replaced row by row by ``acts``."""
     outs = []
     current: list[torch.Tensor] = []
-    name = layer if isinstance(layer, str) else find_layer(m, layer)[1]
+    name = layer_key(m, layer)
     with torch.no_grad(), replacing(m, layer, lambda _a: current[0]) as (run, _):
         for rows, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc=name):
             current[:] = [acts[rows]]
@@ -59,8 +59,7 @@ def layer_integrated_gradients(
     ``Σ values = f_t(x) − f_t(x ; a ← a(x'))``. Returns ``(values, outputs, baseline_outputs,
     target, layer name)``; the name is the key given (a reused module's ``name@k`` call site).
     """
-    _, name, _ = find_layer(m, layer)
-    key = layer if isinstance(layer, str) else name
+    key = layer_key(m, layer)
     a_x, out_x = layer_outputs(m, x, key, batch_size=batch_size)
     a_b, _ = layer_outputs(m, base, key, batch_size=batch_size)
     if a_b.shape != a_x.shape:

@@ -9,7 +9,8 @@ walks all ``n · steps`` path points in chunks of rows and accumulates the weigh
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

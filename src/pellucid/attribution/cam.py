@@ -6,13 +6,14 @@ Cost: one forward and one backward pass per row (the backward stops at the layer
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._hooks import capture, find_layer
+from .._hooks import capture, layer_key
 from ..adapters import gradient_model
 from ..errors import InputError, LayerError
 from ..explanation import Explanation
@@ -50,8 +51,7 @@ def _cam(
     progress: bool | None,
 ) -> Explanation:
     m = gradient_model(model, name, batch_size)
-    _, layer_name, _ = find_layer(m, layer)
-    key = layer if isinstance(layer, str) else layer_name
+    key = layer_key(m, layer)
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
         maps, outputs, targets = [], [], []

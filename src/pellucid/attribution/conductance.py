@@ -27,7 +27,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 
-from .._hooks import find_layer, replacing
+from .._hooks import layer_key, replacing
 from ..adapters import gradient_model
 from ..errors import InputError, LayerError, NotDifferentiableError
 from ..explanation import Explanation
@@ -61,8 +61,7 @@ def conductance(
     Cost: ``n · steps`` forward (with tangents) and partial backward passes.
     """
     m = gradient_model(model, "conductance", batch_size)
-    _, name, _ = find_layer(m, layer)
-    key = layer if isinstance(layer, str) else name
+    key = layer_key(m, layer)
     with m.explaining():
         x, alphas, weights, base, t, outputs, baseline_outputs = path_endpoints(
             m, inputs, target, baseline, steps, rule, batch_size)

@@ -4,7 +4,8 @@ Both cost one forward and one backward pass per row, batched.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

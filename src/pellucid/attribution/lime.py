@@ -132,7 +132,8 @@ def lime(
             gmap, g = resolve_groups(groups, x)
             fill, w_bg = resolve_background(0 if background is None else background, x)
             if len(fill) > 1:
-                fill = (w_bg.to(fill.dtype)[:, None] * fill).sum(0, keepdim=True) if fill.is_floating_point() else fill[:1]
+                fill = ((w_bg.to(fill.dtype)[:, None] * fill).sum(0, keepdim=True) if fill.is_floating_point()
+                        else fill[:1])
             z_bool = torch.rand(n, s, g, generator=gen, device=x.device) < 0.5
             z_bool[:, 0] = True
             ones = torch.ones(1, dtype=torch.float64, device=x.device)

@@ -1,30 +1,35 @@
-"""Mechanics shared by the metrics that perturb inputs and read the model again.
+"""Mechanics shared by the metrics that read the model again.
 
 A metric takes the ``Explanation`` it scores plus the model, puts the explanation's rows on the
-model's device (:func:`setup`), reads the attribution per unit (:func:`unit_scores`: whole pixels
-for images), builds perturbed rows chunk by chunk and reads the explained output of each
-(:func:`explained_output`). Random perturbations come from :func:`seeded_rows`, whose draws do not
-depend on how the work is chunked, so a seed gives the same score at every ``batch_size``.
+model's device and resolves its seed (:func:`setup`), reads the attribution per unit
+(:func:`unit_scores`: whole pixels for images), builds perturbed rows chunk by chunk and reads the
+explained output of each (:func:`explained_output`). Random perturbations come from
+:func:`seeded_rows`, whose draws do not depend on how the work is chunked, so a seed gives the same
+score at every ``batch_size``. Metrics that run the explanation's method again (robustness, the
+randomisation tests) get it from :func:`rerun`.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._common import generator, new_seed, resolve_baseline
+from .._common import check_choice, generator, new_seed, resolve_baseline
+from ..adapters import wrap
 from ..errors import BaselineError, InputError, PellucidError
 from ..explanation import Explanation
 from ..model import Model, gather
-from ..adapters import wrap
+from ..registry import get
 
 __all__ = [
-    "OUTPUTS", "setup", "unit_scores", "values_like_inputs", "resolve_output", "explained_output",
-    "seeded_rows", "baseline_rows", "gaussian_blur", "new_seed", "check_positive",
-    "require_floating",
+    "OUTPUTS", "Setup", "setup", "unit_scores", "values_like_inputs", "resolve_output",
+    "explained_output", "seeded_rows", "baseline_rows", "gaussian_blur", "require_floating",
+    "rerun", "accepts",
 ]
 
 OUTPUTS = ("probability", "logit")
@@ -34,18 +39,25 @@ BASELINES = ("blur", "mean", "uniform")
 # seeded by (seed, block index): a chunk of any size draws the blocks it overlaps and slices them.
 _DRAW_BLOCK = 16
 
+T = TypeVar("T")
 
-def check_positive(name: str, value: Any) -> int:
-    """``value`` as a positive int, or a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+
+class Setup(NamedTuple):
+    """What a metric works on: the model, the explanation's ``inputs``, ``target`` and ``values``
+    on the model's device, and the ``seed`` its random draws use (the one given, or a fresh one)."""
+
+    model: Model
+    inputs: torch.Tensor
+    target: torch.Tensor
+    values: torch.Tensor
+    seed: int
 
 
 def setup(
-    model: Any, explanation: Explanation, *, batch_size: int | None, metric: str
-) -> tuple[Model, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(model, inputs, target, values)`` on the model's device, checked against each other."""
+    model: Any, explanation: Explanation, *, metric: str, seed: int | None = None,
+    batch_size: int | None = None,
+) -> Setup:
+    """The explanation's rows on the model's device, checked against each other, and the seed."""
     if not isinstance(explanation, Explanation):
         raise TypeError(
             f"{metric} scores a pellucid Explanation (what every method returns), got "
@@ -62,7 +74,7 @@ def setup(
             f"the explanation has {len(x)} input rows but {len(values)} rows of values and "
             f"{len(t)} targets; build it with a pellucid method or keep the three aligned"
         )
-    return m, x, t, values
+    return Setup(m, x, t, values, new_seed(seed))
 
 
 def unit_scores(values: torch.Tensor, x: torch.Tensor, metric: str) -> torch.Tensor:
@@ -102,8 +114,7 @@ def resolve_output(output: str | None, columns: int) -> str:
     """``output``, or for ``None``: ``probability`` for a multi-column model, else ``logit``."""
     if output is None:
         return "probability" if columns > 1 else "logit"
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS} or None, got {output!r}")
+    check_choice(output, "output", OUTPUTS)
     if output == "probability" and columns == 1:
         raise InputError(
             "output='probability' applies a softmax over the model's columns, but this model has "
@@ -207,3 +218,26 @@ def require_floating(x: torch.Tensor, metric: str) -> None:
             f"{metric} adds noise to the inputs, so it needs floating inputs; got {x.dtype} "
             "(token ids cannot be perturbed continuously)"
         )
+
+
+def rerun(explanation: Explanation, metric: str) -> tuple[Callable[..., Explanation], dict[str, Any]]:
+    """The registered method that made ``explanation`` and the options it used, to run it again
+    (the target and the progress bar are the caller's to give)."""
+    if not explanation.method:
+        raise PellucidError(
+            f"{metric} re-runs the explanation's method, but this explanation names no method; "
+            "build it with a registered pellucid method"
+        )
+    params = {k: v for k, v in explanation.params.items() if k not in ("target", "progress")}
+    return get(explanation.method).function, params
+
+
+def accepts(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``function`` has a parameter called ``name`` (``**kwargs`` does not count)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters and parameters[name].kind is not inspect.Parameter.VAR_KEYWORD
+
+

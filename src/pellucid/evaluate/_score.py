@@ -6,6 +6,13 @@ from typing import Any
 
 import torch
 
+from .._table import text_table
+
+__all__ = ["Score"]
+
+#: Rows ``str(score)`` shows before it says how many more there are.
+_SHOWN = 20
+
 
 @dataclasses.dataclass
 class Score:
@@ -31,6 +38,27 @@ class Score:
         """The mean over rows (NaN-rows ignored)."""
         return float(torch.nanmean(self.values.double()))
 
+    def table(self) -> list[dict[str, Any]]:
+        """One dict per row: ``{"row": i, name: value}``, plus every per-row tensor of ``meta``
+        (completeness' ``passed``, for one)."""
+        n = len(self.values)
+        extra = {k: v.detach().cpu().tolist() for k, v in self.meta.items()
+                 if isinstance(v, torch.Tensor) and v.dim() == 1 and len(v) == n}
+        values = self.values.detach().cpu().double().tolist()
+        return [{"row": i, self.name: values[i], **{k: v[i] for k, v in extra.items()}}
+                for i in range(n)]
+
+    def plot(self, **kwargs: Any) -> Any:
+        """The curves (each row and their mean) where the metric has them, else the per-row
+        values; :func:`pellucid.plot.evaluate.score`."""
+        from ..plot import evaluate as _plots
+        return _plots.score(self, **kwargs)
+
     def __repr__(self) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
         return f"Score({self.name}{arrow}, mean={self.mean:.4g}, rows={len(self.values)})"
+
+    def __str__(self) -> str:
+        rows = self.table()
+        text = text_table(rows[:_SHOWN], title=repr(self))
+        return text + (f"\n... {len(rows) - _SHOWN} more rows" if len(rows) > _SHOWN else "")

@@ -2,25 +2,31 @@
 
 ``compare`` explains the inputs once per method, all for the same target (resolved once from the
 model's prediction when none is given, so every method explains the same class), scores every
-explanation with every metric, and returns a :class:`Comparison` holding the per-row
-:class:`Score` objects and the table of their means.
+explanation with every metric (by name from the registry, :func:`pellucid.evaluate.metrics`, each
+called as ``metric(model, explanation, **options)``), and returns a :class:`Comparison` holding
+the per-row :class:`Score` objects and the table of their means.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import functools
 import math
-import textwrap
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
+from .._common import progress_bar
+from .._deprecation import rename_keywords, warn
+from .._table import text_table
+from ..adapters import wrap
+from ..errors import InputError
 from ..explanation import Explanation
 from ..model import select_target
-from ..adapters import wrap
-from ..registry import explain, get
+from ..registry import explain, get, get_metric
+from ..registry import methods as registered_methods
+from ._metric import registered_name
+from ._perturb import accepts
 from ._score import Score
 
 __all__ = ["compare", "Comparison"]
@@ -31,31 +37,43 @@ class Comparison:
     """The result of :func:`compare`.
 
     Attributes:
-        table: ``{method label: {metric label: mean score}}`` (NaN rows ignored in the mean).
+        means: ``{method label: {metric label: mean score}}`` (NaN rows ignored in the mean).
         scores: ``{method label: {metric label: Score}}``, the per-row scores.
         higher_is_better: ``{metric label: bool}``, the direction each metric improves in.
         explanations: ``{method label: Explanation}``, what was scored (all for one target).
+
+    ``table()`` gives the means as rows, ``str()`` as text, :meth:`to_markdown` as Markdown and
+    :meth:`plot` as a coloured grid.
     """
 
-    table: dict[str, dict[str, float]]
+    means: dict[str, dict[str, float]]
     scores: dict[str, dict[str, Score]]
     higher_is_better: dict[str, bool]
     explanations: dict[str, Explanation] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def methods(self) -> list[str]:
-        return list(self.table)
+        return list(self.means)
 
     @property
     def metrics(self) -> list[str]:
         return list(self.higher_is_better)
+
+    @property
+    def table(self) -> _Table:
+        """``table()``: one dict per method, ``{"method": label, metric: mean, ...}``.
+
+        Reading ``table`` itself as the old ``{method: {metric: mean}}`` dict still works for one
+        release, with a ``DeprecationWarning``; that dict is :attr:`means`.
+        """
+        return _Table(self)
 
     def ranks(self) -> np.ndarray:
         """``(methods, metrics)`` array in ``[0, 1]``: 1 for the best method of a metric, 0 for
         the worst, whatever the metric's direction (ties share their mean rank; NaN stays NaN)."""
         out = np.full((len(self.methods), len(self.metrics)), np.nan)
         for j, metric in enumerate(self.metrics):
-            col = np.array([self.table[m][metric] for m in self.methods], dtype=float)
+            col = np.array([self.means[m][metric] for m in self.methods], dtype=float)
             good = col if self.higher_is_better[metric] else -col
             ok = np.isfinite(good)
             if ok.sum() == 1:
@@ -67,62 +85,68 @@ class Comparison:
                 out[ok, j] = r / (len(v) - 1)
         return out
 
+    def headers(self) -> dict[str, str]:
+        """Each metric's label with its direction: ``"deletion ↓"``, ``"insertion ↑"``."""
+        return {m: f"{m} {'↑' if self.higher_is_better[m] else '↓'}" for m in self.metrics}
+
     def to_markdown(self, digits: int = 4) -> str:
         """A Markdown table, one row per method; the best value of each metric is in bold."""
         ranks = self.ranks()
-        head = ["method"] + [f"{m} {'↑' if self.higher_is_better[m] else '↓'}" for m in self.metrics]
+        head = ["method", *self.headers().values()]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for i, method in enumerate(self.methods):
             cells = [method]
             for j, metric in enumerate(self.metrics):
-                text = _fmt(self.table[method][metric], digits)
+                text = _fmt(self.means[method][metric], digits)
                 cells.append(f"**{text}**" if ranks[i, j] == 1.0 else text)
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.to_markdown()
+        return text_table(self.table(), ["method", *self.metrics], headers=self.headers())
 
-    def plot(self, *, cmap: str = "RdYlGn", digits: int = 3, cell: tuple[float, float] = (1.6, 0.55)
-             ) -> Figure:
-        """Methods × metrics grid with the mean scores written in the cells.
+    def plot(self, **kwargs: Any) -> Any:
+        """Methods × metrics grid coloured by rank (:func:`pellucid.plot.evaluate.comparison`)."""
+        from ..plot import evaluate as _plots
+        return _plots.comparison(self, **kwargs)
 
-        Cells are coloured by rank within their metric (``cmap``'s top end, green by default, is
-        always the best method, whether the metric rises or falls), so colours compare across
-        columns while the numbers keep their own units. Returns a ``Figure`` (no pyplot).
-        """
-        ranks = self.ranks()
-        n, k = ranks.shape
-        fig = Figure(figsize=(1.8 + cell[0] * k, 0.9 + cell[1] * n), layout="constrained")
-        ax = fig.subplots()
-        colormap = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")  # NaN: grey
-        # the ends of the map are too saturated to read text on: leave a margin either side
-        image = ax.imshow(np.ma.masked_invalid(ranks), cmap=colormap, vmin=-0.15, vmax=1.15,
-                          aspect="auto")
-        mapped = image.cmap(image.norm(np.nan_to_num(ranks, nan=0.5)))
-        for i, method in enumerate(self.methods):
-            for j, metric in enumerate(self.metrics):
-                r, g, b, _ = mapped[i, j]
-                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
-                best = ranks[i, j] == 1.0
-                ax.text(j, i, _fmt(self.table[method][metric], digits), ha="center", va="center",
-                        fontsize=10, color="white" if dark else "black",
-                        fontweight="bold" if best else "normal")
-        ax.set_xticks(range(k), [textwrap.fill(f"{m.replace('_', ' ')} "
-                                               f"{'↑' if self.higher_is_better[m] else '↓'}", 16)
-                                 for m in self.metrics])
-        ax.set_yticks(range(n), [m.replace("_", " ") for m in self.methods])
-        ax.xaxis.tick_top()
-        ax.tick_params(length=0)
-        ax.set_xticks(np.arange(-0.5, k), minor=True)
-        ax.set_yticks(np.arange(-0.5, n), minor=True)
-        ax.grid(which="minor", color="white", linewidth=2)
-        ax.tick_params(which="minor", length=0)
-        for side in ax.spines.values():
-            side.set_visible(False)
-        ax.set_xlabel("colour: rank within each metric (green = best) · ↑ higher / ↓ lower is better",
-                      fontsize=8, color="#555555")
-        return fig
+
+class _Table(Mapping):
+    """``Comparison.table``: call it for the rows; reading it as a mapping is the deprecated
+    ``{method: {metric: mean}}`` dict (to go in the next release, with this class)."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        self._comparison = comparison
+
+    def __call__(self) -> list[dict[str, Any]]:
+        c = self._comparison
+        return [{"method": method, **{m: c.means[method][m] for m in c.metrics}}
+                for method in c.methods]
+
+    def _means(self) -> dict[str, dict[str, float]]:
+        warn("Comparison.table is a method now: table() returns a list of dicts, one per method; "
+             "the {method: {metric: mean}} dict is Comparison.means", stacklevel=4)
+        return self._comparison.means
+
+    def __getitem__(self, method: str) -> dict[str, float]:
+        return self._means()[method]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._means())
+
+    def __len__(self) -> int:
+        return len(self._means())
+
+
+_dataclass_init = Comparison.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init(self: Comparison, *args: Any, **kwargs: Any) -> None:
+    _dataclass_init(self, *args, **rename_keywords("Comparison", kwargs, {"table": "means"}))
+
+
+Comparison.__init__ = _init  # type: ignore[method-assign]  # Comparison(table=...): one release
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -139,7 +163,7 @@ def _pairs(spec: Any, what: str) -> list[tuple[str, str | Callable[..., Any], di
     for label, entry in items:
         if isinstance(entry, tuple):
             if len(entry) != 2 or not isinstance(entry[1], Mapping):
-                raise ValueError(f"each of {what} is a name or a (name, params dict) pair; got {entry!r}")
+                raise InputError(f"each of {what} is a name or a (name, params dict) pair; got {entry!r}")
             name, params = entry[0], dict(entry[1])
         else:
             name, params = entry, {}
@@ -147,109 +171,130 @@ def _pairs(spec: Any, what: str) -> list[tuple[str, str | Callable[..., Any], di
             label = name if isinstance(name, str) else getattr(name, "__name__", repr(name))
         label = str(label)
         if label in seen:
-            raise ValueError(
+            raise InputError(
                 f"{what} lists {label!r} twice; give a dict {{label: (name, params)}} to tell the "
                 "entries apart"
             )
         seen.add(label)
         out.append((label, name, params))
     if not out:
-        raise ValueError(f"compare() needs at least one entry in {what}")
+        raise InputError(f"compare() needs at least one entry in {what}")
     return out
 
 
-def _metric_function(name: str | Callable[..., Any]) -> Callable[..., Any]:
+@dataclasses.dataclass(frozen=True)
+class _Metric:
+    """How to call one metric: ``function(model, explanation, **options)``; ``public`` is the
+    function whose keywords it takes; ``needs`` as in :class:`pellucid.registry.MetricInfo`."""
+
+    function: Callable[..., Any]
+    public: Callable[..., Any]
+    needs: frozenset[str]
+
+
+def _metric(name: Any) -> _Metric:
+    """A registered metric by name or by its function; any other function is taken to follow
+    the convention ``function(model, explanation, **options) -> Score``."""
+    if callable(name) and registered_name(name) is None:
+        return _Metric(name, name, frozenset())
     if callable(name):
-        return name
-    from .. import evaluate
-
-    not_metrics = ("Score", "compare", "Comparison")
-    fn = getattr(evaluate, name, None) if name in evaluate.__all__ else None
-    if fn is None or name in not_metrics:
-        known = ", ".join(n for n in evaluate.__all__ if n not in not_metrics)
-        raise ValueError(f"no metric named {name!r} in pellucid.evaluate; known metrics: {known}")
-    return fn
+        name = registered_name(name)
+    info = get_metric(name)
+    return _Metric(info.function, info.public or info.function, info.needs)
 
 
-def _score(fn: Callable[..., Any], label: str, model: Any, expl: Explanation, params: dict[str, Any],
-           seed: int | None, batch_size: int | None) -> Score:
-    signature = inspect.signature(fn)
-    names = list(signature.parameters)
-    kwargs = dict(params)
-    if "seed" in names and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    if "batch_size" in names and "batch_size" not in kwargs and batch_size is not None:
-        kwargs["batch_size"] = batch_size
-    if names and names[0] == "explanation":
-        score = fn(expl, **kwargs)
-    elif len(names) > 1 and names[1] == "explanation":
-        score = fn(model, expl, **kwargs)
-    else:
-        raise ValueError(
-            f"metric {label!r} does not score an explanation (its arguments are {names[:3]}); "
-            "randomisation tests take a method instead; call them directly"
-        )
-    if not isinstance(score, Score):
-        raise TypeError(f"metric {label!r} returned {type(score).__name__}, not a Score")
-    return score
+def _check_needs(methods: list, metrics: list, mask: Any) -> None:
+    """Refuse, before anything runs, a metric whose needs the call does not meet."""
+    known = {info.function for info in registered_methods(details=True)}
+    for label, metric, params in metrics:
+        if "method" in metric.needs:
+            for method_label, method, _ in methods:
+                if not (isinstance(method, str) or method in known):
+                    raise InputError(
+                        f"metric {label!r} re-runs each explanation's method, so every method must "
+                        f"be a registered one; {method_label!r} is not"
+                    )
+        for need in sorted(metric.needs - {"method"} - set(params)):
+            if need != "mask" or mask is None:
+                where = "compare(..., mask=...) or " if need == "mask" else ""
+                raise InputError(f"metric {label!r} needs {need}=: give it as {where}the metric's "
+                                 f"params, ({label!r}, {{{need!r}: ...}})")
+
+
+def _with_defaults(function: Callable[..., Any], params: dict[str, Any], **shared: Any) -> dict[str, Any]:
+    """``params`` plus each shared option (seed, batch_size, progress) the function takes and
+    the params do not set."""
+    options = dict(params)
+    for key, value in shared.items():
+        if value is not None and key not in options and accepts(function, key):
+            options[key] = value
+    return options
 
 
 def compare(
     model: Any,
     inputs: Any,
     *,
+    target: Any = None,
     methods: Sequence[Any] | Mapping[str, Any],
     metrics: Sequence[Any] | Mapping[str, Any],
-    target: Any = None,
+    mask: Any = None,
     seed: int | None = 0,
     batch_size: int | None = None,
+    progress: bool | None = None,
 ) -> Comparison:
     """Explain ``inputs`` with every method and score each explanation with every metric.
 
     ``methods``: registry names, ``(name, params)`` pairs, or a mapping ``{label: name or (name,
-    params)}`` (to compare two settings of one method). ``metrics``: names of the metrics in
-    :mod:`pellucid.evaluate` (``"deletion"``, ``"insertion"``, ``"sparseness"``,
-    ``"max_sensitivity"``, ``"faithfulness_correlation"``, ...), functions, or pairs / a mapping
-    as for methods. Every method explains the same ``target``: with ``None`` it is the model's
-    predicted class of each row, resolved once. ``seed`` goes to every random method and metric
-    that takes one (unless its params set it); ``batch_size`` to every one that takes one.
-    Cost: one explanation per method plus the metrics' own costs.
+    params)}`` (to compare two settings of one method). ``metrics``: names of registered metrics
+    (:func:`pellucid.evaluate.metrics`: ``"deletion"``, ``"insertion"``, ``"sparseness"``,
+    ``"max_sensitivity"``, ``"model_randomization"``, ...), their functions, or pairs / a mapping
+    as for methods; a function of your own is called ``function(model, explanation, **params)``
+    and returns a :class:`Score`. Every method explains the same ``target``: with ``None`` it is
+    the model's predicted class of each row, resolved once. What a metric needs beyond the
+    explanation comes from its params, or for ``"mask"`` (the localisation metrics) from
+    ``mask``, a ground-truth mask of the inputs; metrics that re-run the method (robustness,
+    randomisation) need registered methods. ``seed`` goes to every method and metric that takes
+    one (unless its params set it), ``batch_size`` and ``progress`` likewise. Cost: one
+    explanation per method plus the metrics' own costs. The model is read in eval mode and left
+    as found; torch's global RNG is untouched.
 
     Example:
         >>> from pellucid.zoo import digits_cnn, load_digits
         >>> model, _ = digits_cnn(); x = load_digits().x_test[:4]
         >>> c = compare(model, x, methods=["saliency", "random"], metrics=["sparseness"])
-        >>> sorted(c.table)
-        ['random', 'saliency']
+        >>> [row["method"] for row in c.table()]
+        ['saliency', 'random']
     """
     method_specs = _pairs(methods, "methods")
-    metric_specs = [(label, _metric_function(name), params)
-                    for label, name, params in _pairs(metrics, "metrics")]
+    metric_specs = [(label, _metric(name), params) for label, name, params in _pairs(metrics, "metrics")]
+    _check_needs(method_specs, metric_specs, mask)
     m = wrap(model, batch_size=batch_size)
     x = m.prepare(inputs)
-    t = select_target(m.outputs(x, batch_size=batch_size), target)
+    with m.explaining():
+        t = select_target(m.outputs(x, batch_size=batch_size, progress=False), target)
+    shared = {"seed": seed, "batch_size": batch_size, "progress": progress}
 
-    table: dict[str, dict[str, float]] = {}
     scores: dict[str, dict[str, Score]] = {}
     explanations: dict[str, Explanation] = {}
     direction: dict[str, bool] = {}
-    for label, name, params in method_specs:
-        kwargs = dict(params)
-        if isinstance(name, str):
-            info = get(name)
-            accepted = inspect.signature(info.function).parameters
-            if info.random and "seed" not in kwargs:
-                kwargs["seed"] = seed
-            if "batch_size" in accepted and "batch_size" not in kwargs and batch_size is not None:
-                kwargs["batch_size"] = batch_size
-            expl = explain(model, x, name, target=t, **kwargs)
-        else:
-            expl = name(model, x, target=t, **kwargs)
-        explanations[label] = expl
-        scores[label] = {}
-        for metric, fn, metric_params in metric_specs:
-            score = _score(fn, metric, model, expl, metric_params, seed, batch_size)
-            scores[label][metric] = score
-            direction[metric] = score.higher_is_better
-        table[label] = {metric: scores[label][metric].mean for metric, _, _ in metric_specs}
-    return Comparison(table, scores, direction, explanations)
+    cells = [(method, metric) for method in method_specs for metric in metric_specs]
+    for (label, name, params), (metric_label, metric, metric_params) in progress_bar(
+            cells, progress, "compare", unit="score"):
+        if label not in explanations:
+            fn = get(name).function if isinstance(name, str) else name
+            kwargs = _with_defaults(fn, params, **shared)
+            explanations[label] = (explain(model, x, name, target=t, **kwargs) if isinstance(name, str)
+                                   else name(model, x, target=t, **kwargs))
+            scores[label] = {}
+        options = _with_defaults(metric.public, metric_params, **shared)
+        if "mask" in metric.needs:
+            options.setdefault("mask", mask)
+        score = metric.function(model, explanations[label], **options)
+        if not isinstance(score, Score):
+            raise TypeError(f"metric {metric_label!r} returned {type(score).__name__}, not a Score")
+        scores[label][metric_label] = score
+        direction[metric_label] = score.higher_is_better
+    means = {label: {metric: s.mean for metric, s in row.items()} for label, row in scores.items()}
+    return Comparison(means, scores, direction, explanations)
+

@@ -7,12 +7,14 @@ import torch
 
 from ..explanation import Explanation
 from ..model import gather
+from ._metric import metric
 from ._perturb import baseline_rows, setup
 from ._score import Score
 
 __all__ = ["completeness"]
 
 
+@metric("completeness", higher_is_better=False)
 def completeness(
     model: Any,
     explanation: Explanation,
@@ -21,6 +23,7 @@ def completeness(
     rtol: float = 0.01,
     atol: float = 1e-6,
     batch_size: int | None = None,
+    progress: bool | None = None,
 ) -> Score:
     """Completeness gap ``|Σ_j φ_j − (f_t(x) − f_t(x'))|`` per row (lower is better).
 
@@ -32,10 +35,10 @@ def completeness(
     compares the floats with ``==`` and so fails even exact methods). Cost: 2 forward passes
     per row.
     """
-    m, x, t, values = setup(model, explanation, batch_size=batch_size, metric="completeness")
+    m, x, t, values, _ = setup(model, explanation, metric="completeness", batch_size=batch_size)
     base, described = baseline_rows(baseline, x, seed=None, metric="completeness")
     with m.explaining():
-        out = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=False)
+        out = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=progress)
     n = len(x)
     change = gather(out[:n], t) - gather(out[n:], t)
     gap = (values.reshape(n, -1).sum(dim=1) - change).abs()

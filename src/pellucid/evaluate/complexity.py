@@ -1,6 +1,7 @@
 """How concentrated is an explanation? Sparseness (Gini index) and complexity (entropy).
 
-Both read only the attribution values, never the model: each row's values are flattened as
+Both read only the attribution values, never the model (so they take no model; registered, they
+are called ``metric(model, explanation)`` like every metric): each row's values are flattened as
 they are (channels included; sum them first for a per-pixel figure) and their absolute values
 ``a = |φ|`` are scored. Cost: no model evaluations, one sort (sparseness) or one pass (complexity)
 per row.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..explanation import Explanation
+from ._metric import metric, without_model
 from ._score import Score
 
 __all__ = ["sparseness", "complexity"]
@@ -22,6 +24,7 @@ def _magnitudes(explanation: Explanation) -> torch.Tensor:
     return v.reshape(len(v), -1).abs().double()
 
 
+@metric("sparseness", higher_is_better=True, adapt=without_model)
 def sparseness(explanation: Explanation) -> Score:
     """Sparseness: the Gini index ``Σ_i (2i − d − 1) a_(i) / (d Σ_i a_(i))`` of ``a = |φ|``.
 
@@ -40,6 +43,7 @@ def sparseness(explanation: Explanation) -> Score:
                  meta={"features": d, "forward_rows": 0})
 
 
+@metric("complexity", higher_is_better=False, adapt=without_model)
 def complexity(explanation: Explanation) -> Score:
     """Complexity: the entropy ``−Σ_j p_j ln p_j`` of ``p = |φ| / Σ|φ|`` (in nats, ``0 ln 0 = 0``).
 

@@ -14,12 +14,11 @@ from typing import Any
 
 import torch
 
-from .._common import Stopwatch
+from .._common import check_choice, check_positive_int
 from ..errors import InputError
 from ..explanation import Explanation
-from ._perturb import (
-    baseline_rows, check_positive, explained_output, resolve_output, setup, unit_scores,
-)
+from ._metric import metric
+from ._perturb import baseline_rows, explained_output, resolve_output, setup, unit_scores
 from ._score import Score
 
 __all__ = ["deletion", "insertion", "pixel_flipping", "region_perturbation", "removal_curves"]
@@ -31,7 +30,7 @@ def _region_ids(shape: tuple[int, int], region: Any, device: torch.device) -> tu
     """The region index of every pixel of an ``H x W`` grid cut in cells of ``region``."""
     h, w = (region, region) if isinstance(region, int) else tuple(region)
     for side in (h, w):
-        check_positive("each side of region", side)
+        check_positive_int(side, "each side of region")
     height, width = shape
     rows = torch.arange(height, device=device) // h
     cols = torch.arange(width, device=device) // w
@@ -86,14 +85,12 @@ def removal_curves(
     more steps than units are cut to the number of units. Ties in the attribution are broken by
     position. Cost: ``n · (steps + 1)`` forward passes.
     """
-    clock = Stopwatch()
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    m, x, t, values = setup(model, explanation, batch_size=batch_size, metric=metric)
+    check_choice(order, "order", ORDERS)
+    m, x, t, values, seed = setup(model, explanation, metric=metric, seed=seed, batch_size=batch_size)
     with m.explaining():
         base, base_meta = baseline_rows(baseline, x, seed=seed, metric=metric)
         ranks, units = _ranks(values, x, region, order, metric)
-        k_steps = units if steps is None else min(check_positive("steps", steps), units)
+        k_steps = units if steps is None else min(check_positive_int(steps, "steps"), units)
         k = torch.arange(k_steps + 1, device=x.device)
         cutoffs = torch.div(2 * k * units + k_steps, 2 * k_steps, rounding_mode="floor")
         cutoffs = cutoffs.to(torch.int32)
@@ -120,7 +117,7 @@ def removal_curves(
     meta = {
         "steps": k_steps, "units": units, **base_meta, "order": order, "output": used,
         "fractions": (cutoffs.double() / units).tolist(), "forward_rows": n * points,
-        "batch_size": m.batch_rows(x.shape[1:], batch_size), "seconds": clock.seconds(),
+        "batch_size": m.batch_rows(x.shape[1:], batch_size),
     }
     if region is not None:
         meta["region"] = list(region) if not isinstance(region, int) else [region, region]
@@ -132,17 +129,10 @@ def _auc(curves: torch.Tensor) -> torch.Tensor:
     return (curves[:, 1:] + curves[:, :-1]).sum(dim=1) / (2 * (curves.shape[1] - 1))
 
 
-def deletion(
-    model: Any,
-    explanation: Explanation,
-    *,
-    steps: int = 64,
-    baseline: Any = 0.0,
-    output: str | None = None,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-) -> Score:
+@metric("deletion", higher_is_better=False)
+def deletion(model: Any, explanation: Explanation, *, steps: int = 64, baseline: Any = 0.0,
+             output: str | None = None, seed: int | None = None, batch_size: int | None = None,
+             progress: bool | None = None) -> Score:
     """Deletion AUC: ``∫₀¹ f_t(x with the top fraction p of pixels set to the baseline) dp``.
 
     Pixels (channels summed; a CAM map is enlarged to the input) are removed most relevant first
@@ -155,23 +145,15 @@ def deletion(
     at most ``batch_size`` rows. Reference: Petsiuk, Das & Saenko 2018, "RISE: Randomized Input
     Sampling for Explanation of Black-box Models".
     """
-    curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline,
-                                  output=output, seed=seed, batch_size=batch_size,
-                                  progress=progress, metric="deletion")
+    curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline, output=output,
+                                  seed=seed, batch_size=batch_size, progress=progress, metric="deletion")
     return Score("deletion_auc", _auc(curves), higher_is_better=False, curves=curves, meta=meta)
 
 
-def insertion(
-    model: Any,
-    explanation: Explanation,
-    *,
-    steps: int = 64,
-    baseline: Any = 0.0,
-    output: str | None = None,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-) -> Score:
+@metric("insertion", higher_is_better=True)
+def insertion(model: Any, explanation: Explanation, *, steps: int = 64, baseline: Any = 0.0,
+              output: str | None = None, seed: int | None = None, batch_size: int | None = None,
+              progress: bool | None = None) -> Score:
     """Insertion AUC: ``∫₀¹ f_t(baseline with the top fraction p of pixels of x revealed) dp``.
 
     The mirror of :func:`deletion`: the row starts at the baseline and the most relevant pixels
@@ -181,11 +163,12 @@ def insertion(
     passes. Reference: Petsiuk, Das & Saenko 2018, "RISE".
     """
     curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline, insert=True,
-                                  output=output, seed=seed, batch_size=batch_size,
-                                  progress=progress, metric="insertion")
+                                  output=output, seed=seed, batch_size=batch_size, progress=progress,
+                                  metric="insertion")
     return Score("insertion_auc", _auc(curves), higher_is_better=True, curves=curves, meta=meta)
 
 
+@metric("region_perturbation", higher_is_better=True)
 def region_perturbation(
     model: Any,
     explanation: Explanation,
@@ -212,27 +195,17 @@ def region_perturbation(
     ``n · (L + 1)`` forward passes. Reference: Samek et al. 2017, "Evaluating the visualization of
     what a deep neural network has learned".
     """
-    curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline,
-                                  region=region, order=order, output=output, seed=seed,
-                                  batch_size=batch_size, progress=progress,
-                                  metric="region_perturbation")
-    aopc = (curves[:, :1] - curves).mean(dim=1)
-    return Score("region_perturbation_aopc", aopc, higher_is_better=(order == "morf"),
-                 curves=curves, meta=meta)
+    curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline, region=region,
+                                  order=order, output=output, seed=seed, batch_size=batch_size,
+                                  progress=progress, metric="region_perturbation")
+    return _aopc("region_perturbation_aopc", curves, meta, order)
 
 
-def pixel_flipping(
-    model: Any,
-    explanation: Explanation,
-    *,
-    steps: int | None = None,
-    baseline: Any = 0.0,
-    order: str = "morf",
-    output: str | None = None,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-) -> Score:
+@metric("pixel_flipping", higher_is_better=True)
+def pixel_flipping(model: Any, explanation: Explanation, *, steps: int | None = None,
+                   baseline: Any = 0.0, order: str = "morf", output: str | None = None,
+                   seed: int | None = None, batch_size: int | None = None,
+                   progress: bool | None = None) -> Score:
     """Pixel flipping AOPC: :func:`region_perturbation` with single pixels as the regions.
 
     ``1/(L+1) Σ_k (f_t(x) − f_t(x⁽ᵏ⁾))`` where ``x⁽ᵏ⁾`` has the ``k``-th fraction of pixels (all
@@ -242,9 +215,13 @@ def pixel_flipping(
     "On pixel-wise explanations for non-linear classifier decisions by layer-wise relevance
     propagation".
     """
-    curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline,
-                                  order=order, output=output, seed=seed, batch_size=batch_size,
-                                  progress=progress, metric="pixel_flipping")
+    curves, meta = removal_curves(model, explanation, steps=steps, baseline=baseline, order=order,
+                                  output=output, seed=seed, batch_size=batch_size, progress=progress,
+                                  metric="pixel_flipping")
+    return _aopc("pixel_flipping_aopc", curves, meta, order)
+
+
+def _aopc(name: str, curves: torch.Tensor, meta: dict[str, Any], order: str) -> Score:
+    """The area over the perturbation curve: the mean drop from the unperturbed output."""
     aopc = (curves[:, :1] - curves).mean(dim=1)
-    return Score("pixel_flipping_aopc", aopc, higher_is_better=(order == "morf"),
-                 curves=curves, meta=meta)
+    return Score(name, aopc, higher_is_better=(order == "morf"), curves=curves, meta=meta)

@@ -8,16 +8,25 @@ size, and each chunk is one forward pass.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from .._common import Stopwatch
+from .._common import check_choice, check_positive, check_positive_int
 from ..errors import InputError
 from ..explanation import Explanation
+from ._metric import metric
 from ._perturb import (
-    baseline_rows, check_positive, explained_output, new_seed, require_floating, resolve_output,
-    seeded_rows, setup, unit_scores, values_like_inputs,
+    Setup,
+    baseline_rows,
+    explained_output,
+    require_floating,
+    resolve_output,
+    seeded_rows,
+    setup,
+    unit_scores,
+    values_like_inputs,
 )
 from ._score import Score
 
@@ -44,12 +53,33 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=1) / (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
 
 
-def _clean_outputs(m, x, t, output, batch_size) -> tuple[torch.Tensor, str]:
-    out = m.outputs(x, batch_size=batch_size, progress=False)
-    used = resolve_output(output, out.shape[1])
-    return explained_output(out, t, used), used
+def _sampled_drops(
+    run: Setup, samples: int, output: str | None, perturb: Callable[[slice, torch.Tensor], Any],
+    *, batch_size: int | None, progress: bool | None, desc: str,
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """What the attribution predicts and what the model does, for ``samples`` draws per row.
+
+    Draw ``k`` of row ``i = k // samples`` is made by ``perturb(draws, i) -> (rows, predicted)``
+    for each chunk ``draws`` of the ``n · samples`` draws; the drop is ``f_t(x) − f_t(rows)``.
+    Returns ``(predicted, drops)`` shaped ``(n, samples)`` in float64 and the output read.
+    """
+    m, x, t = run.model, run.inputs, run.target
+    f0 = m.outputs(x, batch_size=batch_size, progress=False)
+    used = resolve_output(output, f0.shape[1])
+    f0 = explained_output(f0, t, used)
+    n = len(x)
+    predicted = torch.empty(n * samples, dtype=torch.float64, device=x.device)
+    drops = torch.empty_like(predicted)
+    with torch.no_grad():
+        for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
+                             desc=desc):
+            i = torch.arange(s.start, s.stop, device=x.device) // samples
+            rows, predicted[s] = perturb(s, i)
+            drops[s] = (f0[i] - explained_output(m.forward(rows), t[i], used)).double()
+    return predicted.view(n, samples), drops.view(n, samples), used
 
 
+@metric("faithfulness_correlation", higher_is_better=True)
 def faithfulness_correlation(
     model: Any,
     explanation: Explanation,
@@ -72,35 +102,29 @@ def faithfulness_correlation(
     (``"probability"`` reads the softmax). Cost: ``n · (samples + 1)`` forward passes. Reference:
     Bhatt, Weller & Moura 2020, "Evaluating and Aggregating Feature-based Model Explanations".
     """
-    clock = Stopwatch()
-    check_positive("samples", samples)
-    used_seed = new_seed(seed)
-    m, x, t, values = setup(model, explanation, batch_size=batch_size,
-                            metric="faithfulness_correlation")
+    check_positive_int(samples, "samples")
+    run = setup(model, explanation, metric="faithfulness_correlation", seed=seed,
+                batch_size=batch_size)
+    m, x, values = run.model, run.inputs, run.values
     with m.explaining():
-        base, base_meta = baseline_rows(baseline, x, seed=used_seed, metric="faithfulness_correlation")
+        base, base_meta = baseline_rows(baseline, x, seed=run.seed, metric="faithfulness_correlation")
         scores = unit_scores(values, x, "faithfulness_correlation")
-        n = len(x)
-        flat_scores = scores.reshape(n, -1)
+        flat_scores = scores.reshape(len(x), -1)
         units = flat_scores.shape[1]
-        if not 1 <= check_positive("subset_size", subset_size) <= units:
+        if check_positive_int(subset_size, "subset_size") > units:
             raise InputError(f"subset_size must be at most the number of units ({units}), "
                              f"got {subset_size}")
-        f0, used = _clean_outputs(m, x, t, output, batch_size)
-        sums = torch.empty(n * samples, dtype=torch.float64, device=x.device)
-        drops = torch.empty_like(sums)
-        with torch.no_grad():
-            for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
-                              desc="faithfulness_correlation"):
-                i = torch.arange(s.start, s.stop, device=x.device) // samples
-                mask = _subsets(used_seed, s.start, s.stop, units, subset_size, x.device)
-                sums[s] = (flat_scores[i] * mask).sum(dim=1).double()
-                rows = torch.where(mask.view((-1,) + scores.shape[1:]), base[i], x[i])
-                drops[s] = (f0[i] - explained_output(m.forward(rows), t[i], used)).double()
-    corr = _pearson(sums.view(n, samples), drops.view(n, samples)).to(m.dtype)
+
+        def perturb(draws: slice, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            mask = _subsets(run.seed, draws.start, draws.stop, units, subset_size, x.device)
+            rows = torch.where(mask.view((-1,) + scores.shape[1:]), base[i], x[i])
+            return rows, (flat_scores[i] * mask).sum(dim=1).double()
+
+        sums, drops, used = _sampled_drops(run, samples, output, perturb, batch_size=batch_size,
+                                           progress=progress, desc="faithfulness_correlation")
+    corr = _pearson(sums, drops).to(m.dtype)
     meta = {"subset_size": subset_size, "samples": samples, "units": units, **base_meta,
-            "output": used, "seed": used_seed, "forward_rows": n * (samples + 1),
-            "seconds": clock.seconds()}
+            "output": used, "seed": run.seed, "forward_rows": len(x) * (samples + 1)}
     return Score("faithfulness_correlation", corr, higher_is_better=True, meta=meta)
 
 
@@ -126,6 +150,7 @@ def _square_masks(seed: int, start: int, stop: int, side: int, shape: tuple[int,
     return seeded_rows(seed, start, stop, draw, device)
 
 
+@metric("infidelity", higher_is_better=False)
 def infidelity(
     model: Any,
     explanation: Explanation,
@@ -162,53 +187,43 @@ def infidelity(
     ``n · (samples + 1)`` forward passes. Reference: Yeh et al. 2019, "On the (In)fidelity and
     Sensitivity of Explanations".
     """
-    clock = Stopwatch()
-    check_positive("samples", samples)
-    if perturbation not in PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
-    used_seed = new_seed(seed)
-    m, x, t, values = setup(model, explanation, batch_size=batch_size, metric="infidelity")
+    check_positive_int(samples, "samples")
+    check_choice(perturbation, "perturbation", PERTURBATIONS)
+    run = setup(model, explanation, metric="infidelity", seed=seed, batch_size=batch_size)
+    m, x, values = run.model, run.inputs, run.values
     require_floating(x, "infidelity")
     with m.explaining():
         phi = values_like_inputs(values, x, "infidelity")
-        n = len(x)
         extra: dict[str, Any] = {}
         if perturbation == "gaussian":
-            if not noise > 0:
-                raise ValueError(f"noise must be a positive standard deviation, got {noise!r}")
-            extra["noise"] = noise
+            extra["noise"] = check_positive(noise, "noise")
         else:
             if x.dim() != 4:
                 raise InputError("perturbation='square' needs images shaped (n, C, H, W)")
-            if not 1 <= check_positive("square", square) <= min(x.shape[2:]):
+            if check_positive_int(square, "square") > min(x.shape[2:]):
                 raise InputError(f"square must fit in the image {tuple(x.shape[2:])}, got {square}")
             extra["square"] = square
         if perturbation == "square" or multiply_by_inputs:
-            base, base_meta = baseline_rows(baseline, x, seed=used_seed, metric="infidelity")
+            base, base_meta = baseline_rows(baseline, x, seed=run.seed, metric="infidelity")
             extra.update(base_meta)
         if multiply_by_inputs:
             span = x - base
             span = torch.where(span == 0, torch.ones_like(span), span)
-        f0, used = _clean_outputs(m, x, t, output, batch_size)
-        dots = torch.empty(n * samples, dtype=torch.float64, device=x.device)
-        drops = torch.empty_like(dots)
-        with torch.no_grad():
-            for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
-                              desc="infidelity"):
-                i = torch.arange(s.start, s.stop, device=x.device) // samples
-                if perturbation == "gaussian":
-                    pert = gaussian_noise(used_seed, s.start, s.stop, x.shape[1:], noise,
-                                          x.device, x.dtype)
-                else:
-                    mask = _square_masks(used_seed, s.start, s.stop, square, tuple(x.shape[2:]),
-                                         x.device)
-                    pert = torch.where(mask, x[i] - base[i], torch.zeros((), dtype=x.dtype,
-                                                                           device=x.device))
-                per = pert / span[i] if multiply_by_inputs else pert
-                dots[s] = (per * phi[i]).reshape(len(i), -1).sum(dim=1).double()
-                out = m.forward(x[i] - pert)
-                drops[s] = (f0[i] - explained_output(out, t[i], used)).double()
-    dots, drops = dots.view(n, samples), drops.view(n, samples)
+
+        def perturb(draws: slice, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if perturbation == "gaussian":
+                pert = gaussian_noise(run.seed, draws.start, draws.stop, x.shape[1:], noise,
+                                      x.device, x.dtype)
+            else:
+                mask = _square_masks(run.seed, draws.start, draws.stop, square,
+                                     tuple(x.shape[2:]), x.device)
+                pert = torch.where(mask, x[i] - base[i], torch.zeros((), dtype=x.dtype, device=x.device))
+            per = pert / span[i] if multiply_by_inputs else pert
+            return x[i] - pert, (per * phi[i]).reshape(len(i), -1).sum(dim=1).double()
+
+        dots, drops, used = _sampled_drops(run, samples, output, perturb, batch_size=batch_size,
+                                           progress=progress, desc="infidelity")
+    n = len(x)
     if normalize:
         num, den = (dots * drops).mean(dim=1), dots.square().mean(dim=1)
         beta = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)),
@@ -218,5 +233,5 @@ def infidelity(
     infid = (beta[:, None] * dots - drops).square().mean(dim=1).to(m.dtype)
     meta = {"samples": samples, "perturbation": perturbation, **extra, "normalize": normalize,
             "multiply_by_inputs": multiply_by_inputs, "beta": beta.tolist(), "output": used,
-            "seed": used_seed, "forward_rows": n * (samples + 1), "seconds": clock.seconds()}
+            "seed": run.seed, "forward_rows": n * (samples + 1)}
     return Score("infidelity", infid, higher_is_better=False, meta=meta)

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._common import check_positive_int
 from ..errors import InputError
 from ..explanation import Explanation
+from ._metric import metric, without_model
 from ._score import Score
 
 __all__ = ["pointing_game", "relevance_mass", "relevance_rank"]
@@ -94,6 +96,7 @@ def _nan_if_empty(values: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.where(m.any(dim=1), values, torch.full_like(values, float("nan")))
 
 
+@metric("pointing_game", higher_is_better=True, needs=("mask",), adapt=without_model)
 def pointing_game(
     explanation: Any, mask: Any, *, tolerance: int = 0, abs: bool = False
 ) -> Score:
@@ -114,8 +117,7 @@ def pointing_game(
     >>> pointing_game(a, m).values.tolist()
     [1.0]
     """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        raise ValueError(f"tolerance must be a non-negative integer, got {tolerance!r}")
+    check_positive_int(tolerance, "tolerance", minimum=0)
     a, m = pooled(explanation, mask, abs=abs)
     m = _dilate(m.reshape(len(m), -1), tuple(m.shape[1:]), tolerance)
     a = a.reshape(len(a), -1)
@@ -127,6 +129,7 @@ def pointing_game(
     )
 
 
+@metric("relevance_mass", higher_is_better=True, needs=("mask",), adapt=without_model)
 def relevance_mass(explanation: Any, mask: Any, *, abs: bool = False) -> Score:
     """Relevance mass accuracy: the share of the positive relevance that lies inside the mask.
 
@@ -147,6 +150,7 @@ def relevance_mass(explanation: Any, mask: Any, *, abs: bool = False) -> Score:
                  meta={"abs": abs, "chance": _chance(m)})
 
 
+@metric("relevance_rank", higher_is_better=True, needs=("mask",), adapt=without_model)
 def relevance_rank(explanation: Any, mask: Any, *, abs: bool = False) -> Score:
     """Relevance rank accuracy: the share of the ``K = |mask|`` highest attributions in the mask.
 

@@ -11,11 +11,10 @@ from typing import Any
 
 import torch
 
-from .._common import Stopwatch
-from ..errors import PellucidError
+from .._common import check_positive, check_positive_int
 from ..explanation import Explanation
-from ..registry import get
-from ._perturb import check_positive, new_seed, require_floating, seeded_rows, setup
+from ._metric import metric
+from ._perturb import require_floating, rerun, seeded_rows, setup
 from ._score import Score
 
 __all__ = ["max_sensitivity", "avg_sensitivity", "sensitivities"]
@@ -46,20 +45,12 @@ def sensitivities(
     Frobenius norms over all of a row's attribution values. NaN for a row whose ``φ(x)`` is all
     zeros. Also returns the meta (seed, cost) that :func:`max_sensitivity` reports.
     """
-    clock = Stopwatch()
-    check_positive("samples", samples)
-    if not radius > 0:
-        raise ValueError(f"radius must be positive, got {radius!r}")
-    if not explanation.method:
-        raise PellucidError(
-            "sensitivity re-runs the explanation's method on noisy inputs, but this explanation "
-            "names no method; build it with a registered pellucid method"
-        )
-    info = get(explanation.method)
-    used_seed = new_seed(seed)
-    m, x, t, values = setup(model, explanation, batch_size=batch_size, metric="sensitivity")
+    check_positive_int(samples, "samples")
+    check_positive(radius, "radius")
+    method, params = rerun(explanation, "sensitivity")
+    m, x, t, values, seed = setup(model, explanation, metric="sensitivity", seed=seed,
+                                  batch_size=batch_size)
     require_floating(x, "sensitivity")
-    params = {k: v for k, v in explanation.params.items() if k not in ("target", "progress")}
     if batch_size is not None:
         params["batch_size"] = batch_size
     n = len(x)
@@ -68,29 +59,23 @@ def sensitivities(
     ratios = torch.empty(n * samples, dtype=torch.float64, device=x.device)
     cost = {"forward_rows": 0, "backward_rows": 0}
     for s, _ in m.chunks(n * samples, x.shape[1:], batch_size=batch_size, progress=progress,
-                      desc="sensitivity"):
+                         desc="sensitivity"):
         i = torch.arange(s.start, s.stop, device=x.device) // samples
-        eps = _noise(used_seed, s.start, s.stop, x.shape[1:], radius, x.device, x.dtype)
-        again = info.function(m, x[i] + eps, target=t[i], progress=False, **params)
+        eps = _noise(seed, s.start, s.stop, x.shape[1:], radius, x.device, x.dtype)
+        again = method(m, x[i] + eps, target=t[i], progress=False, **params)
         for key in cost:
             cost[key] += int(again.meta.get(key, 0))
         diff = (again.values.reshape(len(i), -1) - flat[i]).norm(dim=1).double()
         ratios[s] = diff / norms[i]
     meta = {"samples": samples, "radius": radius, "noise": "uniform", "norm": "fro",
-            "method": explanation.method, "seed": used_seed, **cost, "seconds": clock.seconds()}
+            "method": explanation.method, "seed": seed, **cost}
     return ratios.view(n, samples), meta
 
 
-def max_sensitivity(
-    model: Any,
-    explanation: Explanation,
-    *,
-    samples: int = 50,
-    radius: float = 0.2,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-) -> Score:
+@metric("max_sensitivity", higher_is_better=False, needs=("method",))
+def max_sensitivity(model: Any, explanation: Explanation, *, samples: int = 50, radius: float = 0.2,
+                    seed: int | None = None, batch_size: int | None = None,
+                    progress: bool | None = None) -> Score:
     """Max-sensitivity: ``max_{‖ε‖∞ ≤ r} ‖φ(x + ε) − φ(x)‖₂ / ‖φ(x)‖₂``, estimated by sampling.
 
     The maximum over ``samples`` uniform draws of ``ε`` in the L∞ ball of radius ``radius`` (the
@@ -101,20 +86,13 @@ def max_sensitivity(
     """
     ratios, meta = sensitivities(model, explanation, samples=samples, radius=radius, seed=seed,
                                  batch_size=batch_size, progress=progress)
-    return Score("max_sensitivity", ratios.max(dim=1).values.to(explanation.values.dtype),
-                 higher_is_better=False, meta=meta)
+    return _score("max_sensitivity", ratios.max(dim=1).values, explanation, meta)
 
 
-def avg_sensitivity(
-    model: Any,
-    explanation: Explanation,
-    *,
-    samples: int = 50,
-    radius: float = 0.2,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-) -> Score:
+@metric("avg_sensitivity", higher_is_better=False, needs=("method",))
+def avg_sensitivity(model: Any, explanation: Explanation, *, samples: int = 50, radius: float = 0.2,
+                    seed: int | None = None, batch_size: int | None = None,
+                    progress: bool | None = None) -> Score:
     """Avg-sensitivity: ``E_{‖ε‖∞ ≤ r} ‖φ(x + ε) − φ(x)‖₂ / ‖φ(x)‖₂``, ``ε`` uniform in the ball.
 
     The mean over ``samples`` draws; otherwise as :func:`max_sensitivity`. Lower is better.
@@ -123,5 +101,8 @@ def avg_sensitivity(
     """
     ratios, meta = sensitivities(model, explanation, samples=samples, radius=radius, seed=seed,
                                  batch_size=batch_size, progress=progress)
-    return Score("avg_sensitivity", ratios.mean(dim=1).to(explanation.values.dtype),
-                 higher_is_better=False, meta=meta)
+    return _score("avg_sensitivity", ratios.mean(dim=1), explanation, meta)
+
+
+def _score(name: str, values: torch.Tensor, explanation: Explanation, meta: dict[str, Any]) -> Score:
+    return Score(name, values.to(explanation.values.dtype), higher_is_better=False, meta=meta)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._hooks import HookRun, capture, find_layer
+from .._hooks import HookRun, capture, layer_key
 from ..adapters import wrap
 from ..errors import InputError, LayerError
 from ..model import Model
@@ -31,8 +31,7 @@ def resolve_layers(m: Model, layers: Any) -> list[str]:
         raise LayerError("layers must name at least one layer (a dotted name or a module)")
     keys = []
     for layer in layers:
-        _, name, _ = find_layer(m, layer)
-        keys.append(layer if isinstance(layer, str) else name)
+        keys.append(layer_key(m, layer))
     return list(dict.fromkeys(keys))
 
 

@@ -7,7 +7,8 @@ parallel skips do not overlap. Pure string building: no graphviz, no matplotlib.
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["draw_graph"]
 
@@ -36,11 +37,15 @@ def draw_graph(layers: Sequence[Any]) -> str:
     """SVG text for ``layers`` (objects with ``name``, ``kind``, ``output_shape``, ``params``, ``inputs``)."""
     names = ["input"] + [r.name for r in layers]
     index = {name: i for i, name in enumerate(names)}
+
+    def source(name: str) -> int:
+        return index.get(name, 0)  # a name that is no row is a model input (an fx placeholder)
+
     skips = []
     for i, r in enumerate(layers, start=1):
         for src in r.inputs:
-            j = index.get(src)
-            if j is not None and j != i - 1 and j < i:
+            j = source(src)
+            if j != i - 1 and j < i:
                 skips.append((j, i))
     lanes: list[int] = []  # lane of each skip, chosen so that overlapping spans differ
     ends: list[int] = []
@@ -62,7 +67,7 @@ def draw_graph(layers: Sequence[Any]) -> str:
     ]
     x0, xr = _PAD, _PAD + _BOX_W
     for i, r in enumerate(layers, start=1):
-        if any(index.get(src) == i - 1 for src in r.inputs) or (i == 1 and not r.inputs):
+        if any(source(src) == i - 1 for src in r.inputs) or (i == 1 and not r.inputs):
             parts.append(f'<line x1="{x0 + _BOX_W / 2}" y1="{y(i - 1) + _BOX_H}" x2="{x0 + _BOX_W / 2}" '
                          f'y2="{y(i)}" stroke="#555" marker-end="url(#arrow)"/>')
     for (j, i), lane in zip(sorted(skips), lanes):

@@ -1,26 +1,34 @@
 """``inspect.structure``: every layer of a model, its output shape and parameters, as a table and a graph.
 
-The model is run once on ``example_inputs`` (eval mode, no gradients, state restored afterwards).
+The model is run once on ``inputs`` (eval mode, no gradients, state restored afterwards).
 When ``torch.fx`` can trace it, the rows are the traced graph's nodes in execution order: module
 calls *and* functional operations (``F.relu(x)``, ``x + y`` residual additions), with the edges
 of the real data flow, so skip connections show in the drawing. Models fx cannot trace (data-
 dependent control flow) fall back to forward hooks: one row per called leaf module, in call order,
-drawn as a chain (``traced=False`` says so). Parameters are counted once each (shared parameters
+drawn as a chain (``traced=False`` says so). A module called more than once in the forward pass
+gets a row per call, named by its call site ``name@k`` as every ``layer=`` option reads it
+(``"act@1"``: the second call of ``act``). Parameters are counted once each (shared parameters
 too), so the rows' parameter column sums to ``sum(p.numel() for p in model.parameters())``.
 Cost: one forward pass (two when tracing: one for the shapes through fx, none through hooks).
 """
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from typing import Any
 
 import torch
 from torch import fx, nn
 
+from .._deprecation import renamed
+from .._hooks import Site, hooks
 from .._state import preserved
+from .._table import text_table
 from ..errors import InputError, ModelError
 
 __all__ = ["structure", "Structure", "Layer"]
+
+_ROOT = "(model)"  # the row of a model whose parameters no submodule holds
 
 
 @dataclasses.dataclass
@@ -59,22 +67,13 @@ class Structure:
         ]
 
     def __str__(self) -> str:
-        head = ("layer", "kind", "output shape", "params", "trainable")
-        rows = [
-            (r.name, r.kind, "x".join(map(str, r.output_shape)) if r.output_shape else "-",
-             f"{r.params:,}", f"{r.trainable:,}")
-            for r in self.layers
-        ]
-        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-                  for i, h in enumerate(head)]
-        line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w)  # noqa: E731
-                                       for i, (c, w) in enumerate(zip(cells, widths)))
-        out = [f"{self.model} on input {tuple(self.input_shape)}"
-               f"{'' if self.traced else ' (hooks or TorchScript: module calls only, drawn as a chain)'}",
-               line(head), line(["-" * w for w in widths])]
-        out += [line(r) for r in rows]
-        out.append(f"total parameters {self.total_params:,}, trainable {self.trainable_params:,}")
-        return "\n".join(out)
+        how = "" if self.traced else " (hooks or TorchScript: module calls only, drawn as a chain)"
+        table = text_table(
+            self.table(), headers={"name": "layer", "output_shape": "output shape"},
+            formats={"params": "{:,}".format, "trainable": "{:,}".format},
+            title=f"{self.model} on input {tuple(self.input_shape)}{how}",
+        )
+        return f"{table}\ntotal parameters {self.total_params:,}, trainable {self.trainable_params:,}"
 
     def to_svg(self) -> str:
         """The graph as a standalone SVG document (no external binary needed)."""
@@ -86,11 +85,12 @@ class Structure:
         return self.to_svg()
 
 
-def structure(model: nn.Module, example_inputs: Any, *, trace: bool = True) -> Structure:
+@renamed(example_inputs="inputs")
+def structure(model: nn.Module, inputs: Any, *, trace: bool = True) -> Structure:
     """Every layer of ``model`` with its kind, output shape and parameter counts.
 
-    ``example_inputs``: a tensor (or a tuple of tensors) the model accepts, e.g. one batch row.
-    ``trace=False`` skips torch.fx and uses hooks only.
+    ``inputs``: a tensor (or a tuple of tensors) the model accepts, e.g. one batch row (old name
+    ``example_inputs``, deprecated). ``trace=False`` skips torch.fx and uses hooks only.
 
     Example:
         >>> import torch
@@ -101,9 +101,9 @@ def structure(model: nn.Module, example_inputs: Any, *, trace: bool = True) -> S
     """
     if not isinstance(model, nn.Module):
         raise ModelError(f"structure needs a torch.nn.Module, got {type(model).__name__}")
-    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
     if not args or not all(isinstance(a, torch.Tensor) for a in args):
-        raise InputError("example_inputs must be a tensor or a tuple of tensors the model accepts")
+        raise InputError("inputs must be a tensor or a tuple of tensors the model accepts")
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     trainable = sum(p.numel() for p in unique.values() if p.requires_grad)
@@ -173,6 +173,8 @@ def _traced_rows(model: nn.Module, args: tuple) -> list[Layer] | None:
     except Exception:  # noqa: BLE001 - traced graph differs from eager behaviour: use hooks
         return None
     modules = dict(model.named_modules())
+    called = Counter(str(n.target) for n in gm.graph.nodes if n.op == "call_module")
+    calls: Counter[str] = Counter()
     seen: set[int] = set()
     rows: list[Layer] = []
     label: dict[str, str] = {}  # fx node name -> row name (placeholders keep their own)
@@ -184,9 +186,11 @@ def _traced_rows(model: nn.Module, args: tuple) -> list[Layer] | None:
         if node.op == "output":
             continue
         if node.op == "call_module":
-            name = str(node.target)
-            n, t = _subtree_params(modules[name], seen)
-            kind, is_module = type(modules[name]).__name__, True
+            target = str(node.target)
+            name = _site(target, calls[target], called[target])
+            calls[target] += 1
+            n, t = _subtree_params(modules[target], seen)
+            kind, is_module = type(modules[target]).__name__, True
         elif node.op == "get_attr":
             name = str(node.target)
             value = gm.get_parameter(name) if _is_parameter(gm, name) else None
@@ -214,31 +218,49 @@ def _is_parameter(gm: fx.GraphModule, name: str) -> bool:
 
 
 def _hooked_rows(model: nn.Module, args: tuple) -> list[Layer]:
-    calls: list[tuple[str, nn.Module, Any]] = []
-    handles = []
-    for name, mod in model.named_modules():
-        if name and (not any(True for _ in mod.children()) or any(True for _ in mod.parameters(recurse=False))):
-            handles.append(mod.register_forward_hook(
-                lambda m, i, o, name=name: calls.append((name, m, _shape(o)))))
+    calls: list[tuple[Site, Any]] = []
+    # Leaf modules and modules holding parameters of their own; keyed by module, so a module
+    # registered under two names is hooked once, under its first name.
+    watched = [mod for name, mod in model.named_modules()
+               if name and (not any(True for _ in mod.children())
+                            or any(True for _ in mod.parameters(recurse=False)))]
+
+    def record(site: Site, output: Any) -> None:
+        calls.append((site, _shape(output)))
+
     try:
-        with torch.no_grad():
+        with hooks(model, dict.fromkeys(watched, record)), torch.no_grad():
             model(*args)
     except Exception as err:
-        raise ModelError(f"{type(model).__name__} failed on example_inputs of shape "
+        raise ModelError(f"{type(model).__name__} failed on inputs of shape "
                          f"{tuple(args[0].shape)}: {err}") from err
-    finally:
-        for h in handles:
-            h.remove()
+    called = Counter(site.name for site, _ in calls)
     seen: set[int] = set()
     rows: list[Layer] = []
     previous = "input"
     if not calls and any(True for _ in model.parameters()):
-        calls.append(("(model)", model, None))
-    for name, mod, shape in calls:
+        calls.append((Site(_ROOT, 0, model), None))
+    for site, shape in calls:
+        mod = site.module
         n, t = _own_params(mod, seen) if any(True for _ in mod.children()) else _subtree_params(mod, seen)
+        name = _site(site.name, site.call, called[site.name])
         rows.append(Layer(name, type(mod).__name__, shape, n, t, [previous], True))
         previous = name
     return rows
+
+
+def _site(name: str, call: int, calls: int) -> str:
+    """The row name of a module's ``call``-th call: its name, or ``name@call`` when it ran more
+    than once (the call-site key every ``layer=`` option accepts)."""
+    return f"{name}@{call}" if calls > 1 else name
+
+
+def _module_of(row: Layer) -> str:
+    """The module name behind a module row (its call-site suffix dropped; ``""`` for the model)."""
+    if row.name == _ROOT:
+        return ""
+    base, at, call = row.name.rpartition("@")
+    return base if at and call.isdigit() else row.name
 
 
 def _script_rows(model: torch.jit.ScriptModule, args: tuple) -> list[Layer]:
@@ -246,7 +268,7 @@ def _script_rows(model: torch.jit.ScriptModule, args: tuple) -> list[Layer]:
         with torch.no_grad():
             out_shape = _shape(model(*args))
     except Exception as err:
-        raise ModelError(f"the TorchScript model failed on example_inputs of shape "
+        raise ModelError(f"the TorchScript model failed on inputs of shape "
                          f"{tuple(args[0].shape)}: {err}") from err
     seen: set[int] = set()
     rows, previous = [], "input"
@@ -261,12 +283,12 @@ def _script_rows(model: torch.jit.ScriptModule, args: tuple) -> list[Layer]:
 
 def _uncalled_rows(model: nn.Module, rows: list[Layer]) -> list[Layer]:
     """Modules holding parameters that the forward pass never touched (counted, shape unknown)."""
-    counted = {r.name for r in rows}
+    counted = {_module_of(r) for r in rows if r.module}
     modules = dict(model.named_modules())
     seen: set[int] = set()
     for r in rows:
-        if r.module and r.name in modules:
-            seen.update(id(p) for p in modules[r.name].parameters())
+        if r.module and _module_of(r) in modules:
+            seen.update(id(p) for p in modules[_module_of(r)].parameters())
         elif r.kind == "parameter":
             try:
                 seen.add(id(model.get_parameter(r.name)))
@@ -278,5 +300,5 @@ def _uncalled_rows(model: nn.Module, rows: list[Layer]) -> list[Layer]:
             continue
         n, t = _own_params(mod, seen)
         if n:
-            extra.append(Layer(name or "(model)", type(mod).__name__ + " (not called)", None, n, t, [], True))
+            extra.append(Layer(name or _ROOT, type(mod).__name__ + " (not called)", None, n, t, [], True))
     return extra

@@ -4,18 +4,19 @@ Written through ``torch.utils.tensorboard`` (needs the ``tensorboard`` package: 
 ``pellucid[tensorboard]``). Each explanation's rows are drawn with :func:`pellucid.plot.explanation`
 and stored as images under ``explanations/<method>/<row>``; each parameter's histogram under
 ``weights/<name>`` and its L2 norm as a scalar under ``weight_norm/<name>``. The graph is traced
-with ``torch.jit.trace`` on ``example_inputs`` in eval mode; the model is left as found.
+with ``torch.jit.trace`` on ``inputs`` in eval mode; the model is left as found.
 """
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from .._deprecation import renamed
 from .._state import preserved
 from ..errors import PellucidError
 
@@ -34,19 +35,11 @@ def summary_writer(logdir: str | Path) -> Any:
     return SummaryWriter(log_dir=str(logdir))
 
 
-def figure_pixels(fig: Any) -> np.ndarray:
-    """A matplotlib Figure rendered to an (H, W, 3) uint8 array (no pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
 def write_step(writer: Any, model: nn.Module | None, step: int, explanations: Iterable[Any] = (),
                *, max_rows: int = 8) -> None:
     """Write weight histograms and norms of ``model`` and pictures of ``explanations`` at ``step``."""
     from .. import plot
+    from ..plot.inspect import figure_pixels
 
     if model is not None:
         for name, p in model.named_parameters():
@@ -61,13 +54,16 @@ def write_step(writer: Any, model: nn.Module | None, step: int, explanations: It
                              step, dataformats="HWC")
 
 
+@renamed(example_inputs="inputs")
 def tensorboard(
-    model: nn.Module, logdir: str | Path, *, explanations: Iterable[Any] = (), step: int = 0,
-    example_inputs: Any = None, max_rows: int = 8,
+    model: nn.Module, logdir: str | Path, *, explanations: Iterable[Any] = (), inputs: Any = None,
+    step: int = 0, max_rows: int = 8,
 ) -> Path:
-    """Write ``model``'s weights (and graph, given ``example_inputs``) and ``explanations`` to ``logdir``.
+    """Write ``model``'s weights (and graph, given ``inputs``) and ``explanations`` to ``logdir``.
 
-    Open with ``tensorboard --logdir <logdir>``. Returns the log directory.
+    ``inputs``: a tensor (or tuple of tensors) the model accepts, to trace the graph with (old
+    name ``example_inputs``, deprecated). ``max_rows``: rows of each explanation drawn. Open with
+    ``tensorboard --logdir <logdir>``. Returns the log directory.
 
     Example:
         >>> import torch, tempfile
@@ -79,8 +75,8 @@ def tensorboard(
     writer = summary_writer(logdir)
     try:
         write_step(writer, model, step, explanations, max_rows=max_rows)
-        if example_inputs is not None:
-            args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+        if inputs is not None:
+            args = inputs if isinstance(inputs, tuple) else (inputs,)
             with preserved(model), warnings.catch_warnings():
                 # add_graph goes through torch.jit.trace, which torch 2.9+ marks deprecated;
                 # TensorBoard has no other route to a graph, so the warning says nothing useful.

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
-from ..errors import InputError, ModelError
+from .._common import check_positive_int
+from .._table import text_table
+from ..errors import LayerError, ModelError
 
 __all__ = ["weights", "Weights", "TensorStats"]
 
@@ -58,36 +59,23 @@ class Weights:
         for t in self.tensors:
             if t.name == name:
                 return t
-        raise KeyError(f"no parameter named {name!r}; there are {[t.name for t in self.tensors]}")
+        raise LayerError(f"no parameter named {name!r}; there are {[t.name for t in self.tensors]}")
 
     def __str__(self) -> str:
-        rows = [(t.name, "x".join(map(str, t.shape)), f"{t.numel:,}", f"{t.mean:+.3g}",
-                 f"{t.std:.3g}", f"{t.min:+.3g}", f"{t.max:+.3g}", f"{t.zero_fraction:.1%}")
-                for t in self.tensors]
-        head = ("parameter", "shape", "count", "mean", "std", "min", "max", "zeros")
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(head)]
-        fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
-                                      for i, (c, w) in enumerate(zip(cells, widths)))
-        return "\n".join([self.model, fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+        return text_table(
+            self.table(), ("name", "shape", "numel", "mean", "std", "min", "max", "zero_fraction"),
+            headers={"name": "parameter", "numel": "count", "zero_fraction": "zeros"},
+            formats={"numel": "{:,}".format, "mean": "{:+.3g}".format, "std": "{:.3g}".format,
+                     "min": "{:+.3g}".format, "max": "{:+.3g}".format, "zero_fraction": "{:.1%}".format},
+            title=self.model,
+        )
 
-    def plot(self, *, columns: int = 4, log: bool = False) -> Figure:
-        """A grid of histograms, one per tensor, with mean ± std in each title."""
-        n = len(self.tensors)
-        cols = max(1, min(columns, n))
-        rows = max(1, math.ceil(n / cols))
-        fig = Figure(figsize=(3.2 * cols, 2.3 * rows), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False)
-        for ax, t in zip(axes.flat, self.tensors):
-            widths = np.diff(t.edges)
-            ax.bar(t.edges[:-1], t.counts, width=widths, align="edge", color="#4393c3",
-                   edgecolor="none", log=log)
-            ax.axvline(0.0, color="0.3", linewidth=0.7)
-            ax.set_title(f"{t.name}\n{t.mean:+.2g} ± {t.std:.2g}", fontsize=8)
-            ax.tick_params(labelsize=7)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
-        fig.suptitle(f"{self.model}: parameter histograms", fontsize=10)
-        return fig
+    def plot(self, **kwargs: Any) -> Any:
+        """A grid of histograms, one per tensor, with mean ± std in each title (``columns=4``,
+        ``log=False``; :func:`pellucid.plot.inspect.weight_histograms`)."""
+        from ..plot import inspect as _plots
+
+        return _plots.weight_histograms(self, **kwargs)
 
 
 def weights(model: nn.Module, *, bins: int = 50) -> Weights:
@@ -101,8 +89,7 @@ def weights(model: nn.Module, *, bins: int = 50) -> Weights:
     """
     if not isinstance(model, nn.Module):
         raise ModelError(f"weights needs a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise InputError(f"bins must be a positive integer, got {bins!r}")
+    bins = check_positive_int(bins, "bins")
     return Weights(type(model).__name__, [_stats(name, p, bins) for name, p in model.named_parameters()])
 
 

@@ -1,8 +1,11 @@
-"""Matplotlib figures of explanations.
+"""Matplotlib figures of explanations and of every other result.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so it can be
 saved (``fig.savefig("x.png")``), shown in a notebook, or dropped, without leaving open figures
 behind. :func:`explanation` (also ``Explanation.plot()``) picks the plot that fits ``expl.kind``.
+The figures of each package's results live in a module named after it (``plot.features``,
+``plot.inspect``, ...) and are what those results' one-line ``.plot()`` call. Only this package
+and :mod:`pellucid.reporting` import matplotlib.
 """
 from __future__ import annotations
 
@@ -12,16 +15,16 @@ from matplotlib.figure import Figure
 
 from ..errors import PellucidError
 from .compare import compare
-from .features import (activation_stats, attention_heads, feature_maps, maximized,
-                       patch_heatmap, token_strip)
+from .features import activation_stats, attention_heads, feature_maps, maximized, patch_heatmap, token_strip
 from .image import image, images
+from .inspect import figure_pixels, monitor_strip, weight_histograms
 from .tabular import bars
 from .text import text, text_html
 from .waterfall import waterfall
 
 __all__ = ["explanation", "image", "images", "bars", "compare", "waterfall", "text", "text_html",
            "feature_maps", "activation_stats", "maximized", "attention_heads", "token_strip",
-           "patch_heatmap"]
+           "patch_heatmap", "weight_histograms", "monitor_strip", "figure_pixels"]
 
 _BY_KIND = {"image": image, "tabular": bars, "text": text}
 
@@ -38,6 +41,7 @@ def explanation(expl: Any, index: int = 0, **kwargs: Any) -> Figure:
         raise PellucidError(
             f"there is no plot for {expl.kind!r} explanations yet (inputs shaped "
             f"{tuple(expl.inputs.shape)}); plots exist for kind 'image' (plot.image), "
-            f"'tabular' (plot.bars, plot.waterfall) and 'text' (plot.text). Set Explanation.kind if it was guessed wrong."
+            f"'tabular' (plot.bars, plot.waterfall) and 'text' (plot.text). Set Explanation.kind if "
+            "it was guessed wrong."
         )
     return plot(expl, index, **kwargs)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._common import check_choice
+from ..errors import InputError
+
 SIGNS = ("all", "positive", "negative", "absolute")
 
 #: Colormap per ``sign``. Every map is white (or nearly) at zero so the input shows through.
@@ -15,10 +18,8 @@ CMAPS = {"all": "RdBu_r", "positive": "Reds", "negative": "Blues", "absolute": "
 
 
 def check_sign(sign: str) -> str:
-    """``sign`` itself if it is one of :data:`SIGNS`; a clear ``ValueError`` otherwise."""
-    if sign not in SIGNS:
-        raise ValueError(f"sign must be one of {', '.join(map(repr, SIGNS))}; got {sign!r}")
-    return sign
+    """``sign`` itself if it is one of :data:`SIGNS`; an :class:`~pellucid.errors.InputError` otherwise."""
+    return check_choice(sign, "sign", SIGNS)
 
 
 def signed_part(values: np.ndarray, sign: str) -> np.ndarray:
@@ -42,7 +43,7 @@ def limits(values: np.ndarray, sign: str = "all", clip: float = 99.0) -> tuple[f
     An all-zero map gets limits ``±1`` rather than a degenerate scale.
     """
     if not 0 < clip <= 100:
-        raise ValueError(f"clip is a percentile in (0, 100]; got {clip!r}")
+        raise InputError(f"clip is a percentile in (0, 100]; got {clip!r}")
     finite = np.abs(values[np.isfinite(values)])
     vmax = float(np.percentile(finite, clip)) if finite.size else 0.0
     if vmax <= 0:  # percentile of a mostly-zero map: fall back to the largest value

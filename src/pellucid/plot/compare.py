@@ -1,7 +1,8 @@
 """Several methods side by side: one row per input, one column per method."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -99,7 +100,7 @@ def compare(
                       interpolation="nearest")  # the bare input at full contrast
             ax.set_xticks([])
             ax.set_yticks([])
-        for c, (name, e) in enumerate(zip(names, expls)):
+        for c, e in enumerate(expls):
             ax = grid[r, c + lead]
             if image:
                 draw(ax, e, i, sign=sign, clip=clip, alpha=alpha)

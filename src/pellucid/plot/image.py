@@ -5,7 +5,8 @@ open in a pyplot session and no interactive backend is needed.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes

@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._common import check_positive_int
 from ..errors import PellucidError
 
 __all__ = ["bars"]
@@ -17,8 +18,7 @@ POSITIVE, NEGATIVE, REST = "#d6604d", "#4393c3", "#bdbdbd"
 
 def draw_bars(ax: Axes, expl: Any, index: int, *, top: int = 20, title: str | None = None) -> None:
     """Draw the bars of row ``index`` into ``ax`` (see :func:`bars`)."""
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be a positive integer, got {top!r}")
+    top = check_positive_int(top, "top")
     values = expl.values[index].detach().cpu().double().numpy()
     if values.ndim != 1:
         raise PellucidError(

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._common import check_positive_int
 from ..errors import PellucidError
 from .tabular import NEGATIVE, POSITIVE, REST
 
@@ -42,12 +43,11 @@ def waterfall(
             f"{expl.method or 'this explanation'} has none. Use integrated_gradients, deeplift or a "
             "Shapley method, or plot.bars for any attribution."
         )
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be a positive integer, got {top!r}")
+    top = check_positive_int(top, "top")
     values = expl.values[index].detach().cpu().double().numpy().ravel()
     start = float(expl.baseline_outputs[index])
     end = float(expl.outputs[index])
-    names = list(expl.feature_names) if expl.feature_names is not None else [f"x{j}" for j in range(values.size)]
+    names = list(expl.feature_names) if expl.feature_names is not None else []
     if len(names) != values.size:
         names = [f"x{j}" for j in range(values.size)]
     x = expl.inputs[index].detach().cpu().numpy().ravel() if expl.inputs is not None else None

@@ -4,10 +4,10 @@ Laugel et al. (2017), "Inverse classification for comparison-based interpretabil
 learning". For every row, candidates are drawn uniformly in spherical layers of growing radius
 around it in the scaled feature space ``(x' - x) / scale`` (L1 spheres for ``distance="l1"``, L2
 otherwise), with immutable features left exactly equal and ``ranges`` enforced by clipping. The
-first radius is halved while its ball already holds points of the desired class, then layers of
-that width (each 5% wider than the last) grow outward until one does. Per row the ``k`` closest distinct reached samples are kept
-and sparsified: changed features are reset to the original value one at a time, smallest change
-first, as long as the desired class holds.
+first radius is halved while its ball already holds points of the target class, then layers of
+that width (each 5% wider than the last) grow outward until one does. Per row the ``k`` closest
+distinct reached samples are kept and sparsified: changed features are reset to the original
+value one at a time, smallest change first, as long as the target class holds.
 
 All active rows x samples of a layer go through ``m.outputs`` in one batched call; only the layers
 and the feature-selection steps loop in Python.
@@ -42,9 +42,10 @@ def _sample(n_rows: int, samples: int, d: int, lo: torch.Tensor, hi: torch.Tenso
     return u * r[..., None]
 
 
-def growing_spheres(m, x, target, *, k, mask, bounds, scale, dist, l1, samples, max_layers, gen,
+def growing_spheres(m, x, target, *, k, mask, bounds, scale, dist, l1, samples, rounds, gen,
                     batch_size, categorical=()):
-    """Returns ``(best (n*k, d), best_dist (n*k,), best_pred (n*k,), layers_run)``."""
+    """Returns ``(best (n*k, d), best_dist (n*k,), best_pred (n*k,), layers_run)``; ``rounds``
+    bounds the growing layers (a range, or one behind a progress bar)."""
     n, d = x.shape
     dtype, device = x.dtype, x.device
     keep_mask = mask  # features that may change at all
@@ -83,7 +84,7 @@ def growing_spheres(m, x, target, *, k, mask, bounds, scale, dist, l1, samples, 
     eta = torch.full((n,), _ETA, dtype=dtype, device=device)
     lo = torch.zeros(n, dtype=dtype, device=device)
     layers = 0
-    # phase 1: halve the first radius while its ball already holds the desired class
+    # phase 1: halve the first radius while its ball already holds the target class
     active = torch.arange(n, device=device)
     for _ in range(_HALVINGS):
         if len(active) == 0:
@@ -100,10 +101,10 @@ def growing_spheres(m, x, target, *, k, mask, bounds, scale, dist, l1, samples, 
         active = active[any_hit]
     # rows still hitting after every halving start their layers at the smallest radius tried
     lo[active] = eta[active]
-    # phase 2: grow layers [lo, lo + eta] until a layer holds the desired class (and k hits)
+    # phase 2: grow layers [lo, lo + eta] until a layer holds the target class (and k hits)
     active = torch.arange(n, device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
-    for _ in range(max_layers):
+    for _ in rounds:
         active = torch.nonzero(~done).flatten()
         if len(active) == 0:
             break

@@ -14,23 +14,31 @@ are deliberate:
   every nonzero entry moves by ``eps * sign(g)``, which is the formula of Goodfellow et al.
   Captum's threshold also applies inside its PGD, where it changes the trajectory: on 100 test
   digits at eps=0.1, 5 steps, 27% of the pixels end up to 0.2 apart. With ``zero_thresh = 0``
-  both attacks agree with these to 0.0 (tests/test_adversarial.py).
+  both attacks agree with these to 0.0 (tests/probe/test_adversarial.py).
 - Captum's PGD with ``norm="L2"`` still takes *sign* steps (it reuses FGSM) and only projects
   onto the L2 ball, which is neither the L2 steepest-ascent step nor Madry et al.'s L2 PGD.
   Here an L2 step is ``step_size * g / ||g||_2`` per row, so the two do not agree for L2.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .._common import Stopwatch, generator, new_seed
-from ..errors import InputError, ModelError, NotDifferentiableError, TargetError, UnknownMethodError
-from ..model import Model, normalize_target, select_target
+from .._common import (
+    Stopwatch,
+    check_choice,
+    check_positive,
+    check_positive_int,
+    generator,
+    new_seed,
+    require_classes,
+)
 from ..adapters import wrap
+from ..errors import InputError, NotDifferentiableError, TargetError, UnknownMethodError
+from ..model import Model, normalize_target, select_target
 from ._result import AttackResult, RobustnessCurve
 
 __all__ = ["fgsm", "pgd", "robustness_curve", "AttackResult", "RobustnessCurve"]
@@ -38,16 +46,7 @@ __all__ = ["fgsm", "pgd", "robustness_curve", "AttackResult", "RobustnessCurve"]
 _NORMS = ("linf", "l2")
 
 
-# -- checks -------------------------------------------------------------------------------------
-def _check_number(value: Any, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise InputError(f"{name} must be {bound}, got {value!r}")
-    return float(value)
-
-
+# -- shared by the attacks (jsma too) -----------------------------------------------------------
 def _check_clamp(clamp: Any) -> tuple[float, float] | None:
     if clamp is None:
         return None
@@ -79,7 +78,18 @@ def _bound(x: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
     return x if bounds is None else x.clamp(bounds[0], bounds[1])
 
 
-# -- one gradient -------------------------------------------------------------------------------
+def _input_gradients(m: Model, x: torch.Tensor, scalars: list[torch.Tensor], what: str) -> list[torch.Tensor]:
+    """d s / dx for each scalar ``s`` (the graph kept until the last), or a clear error when the
+    model is not differentiable; ``what`` names the differentiated output."""
+    try:
+        return [torch.autograd.grad(s, x, retain_graph=i < len(scalars) - 1)[0].detach()
+                for i, s in enumerate(scalars)]
+    except RuntimeError as err:
+        raise NotDifferentiableError(
+            f"could not differentiate {m.name}'s {what} with respect to its inputs ({err})"
+        ) from err
+
+
 def _loss_gradient(m: Model, x: torch.Tensor, target: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """d CE(f(x), target) / dx for one chunk: ``(gradient, logits, target)``.
 
@@ -89,28 +99,23 @@ def _loss_gradient(m: Model, x: torch.Tensor, target: Any) -> tuple[torch.Tensor
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         out = m.forward(x)
-        if out.shape[1] < 2:
-            raise ModelError(
-                f"{m.name} has a single output; the attacks need class logits (n, classes >= 2). "
-                "Wrap a one-logit binary model as torch.cat([-z, z], 1) / 2."
-            )
+        require_classes(out, m.name, "an adversarial attack")
         t = select_target(out, target)
-        loss = F.cross_entropy(out, t, reduction="sum")
-        try:
-            (grad,) = torch.autograd.grad(loss, x)
-        except RuntimeError as err:
-            raise NotDifferentiableError(
-                f"could not differentiate {m.name}'s loss with respect to its inputs ({err})"
-            ) from err
-    return grad.detach(), out.detach(), t
+        (grad,) = _input_gradients(m, x, [F.cross_entropy(out, t, reduction="sum")], "loss")
+    return grad, out.detach(), t
 
 
-def _per_row(target: Any, s: slice) -> Any:
-    return target[s] if isinstance(target, torch.Tensor) else target
+def _clean_outputs(m: Model, x0: torch.Tensor, target: Any, purpose: str
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits at the clean rows and the resolved target (a one-logit model is refused)."""
+    with torch.no_grad():
+        out0 = m.forward(x0)
+    require_classes(out0, m.name, purpose)
+    return out0, select_target(out0, target)
 
 
 def _result(
-    m: Model, x: torch.Tensor, adv: torch.Tensor, preds: torch.Tensor, orig: torch.Tensor,
+    x: torch.Tensor, adv: torch.Tensor, preds: torch.Tensor, orig: torch.Tensor,
     target: torch.Tensor, targeted: bool, meta: dict,
 ) -> AttackResult:
     diff = (adv - x).reshape(len(x), -1)
@@ -122,9 +127,14 @@ def _result(
     )
 
 
+def _check_targeted(target: Any, targeted: bool) -> None:
+    if targeted and target is None:
+        raise TargetError("a targeted attack needs target= (the class to reach, per row or for all)")
+
+
 # -- FGSM ---------------------------------------------------------------------------------------
 def fgsm(
-    model: Any, inputs: Any, *, eps: float, target: Any = None, targeted: bool = False,
+    model: Any, inputs: Any, *, target: Any = None, eps: float, targeted: bool = False,
     clamp: tuple[float, float] | None = (0, 1), batch_size: int | None = None,
     progress: bool | None = None,
 ) -> AttackResult:
@@ -144,17 +154,16 @@ def fgsm(
         True
     """
     watch = Stopwatch()
-    eps = _check_number(eps, "eps")
-    if targeted and target is None:
-        raise TargetError("a targeted attack needs target= (the class to reach, per row or for all)")
+    eps = check_positive(eps, "eps", allow_zero=True)
+    _check_targeted(target, targeted)
     m, x, bounds = _setup(model, inputs, clamp, batch_size, "fgsm")
-    per_row = normalize_target(target, len(x))
     sign = -1.0 if targeted else 1.0
     advs, preds, origs, targets = [], [], [], []
     with m.explaining():
-        for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc="fgsm"):
-            g, out, t = _loss_gradient(m, x[s], _per_row(per_row, s))
-            adv = _bound(x[s] + sign * eps * g.sign(), bounds)
+        for rows, t in m.chunks(len(x), x.shape[1:], target=target, batch_size=batch_size,
+                                progress=progress, desc="fgsm"):
+            g, out, t = _loss_gradient(m, x[rows], t)
+            adv = _bound(x[rows] + sign * eps * g.sign(), bounds)
             with torch.no_grad():
                 preds.append(m.forward(adv).argmax(dim=1))
             advs.append(adv)
@@ -165,7 +174,7 @@ def fgsm(
         "attack": "fgsm", "eps": eps, "targeted": targeted, "clamp": bounds, "steps": 1,
         "seed": None, "forward_rows": 2 * n, "backward_rows": n, "seconds": watch.seconds(),
     }
-    return _result(m, x, torch.cat(advs), torch.cat(preds), torch.cat(origs), torch.cat(targets),
+    return _result(x, torch.cat(advs), torch.cat(preds), torch.cat(origs), torch.cat(targets),
                    targeted, meta)
 
 
@@ -194,9 +203,9 @@ def _random_start(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) 
 
 
 def pgd(
-    model: Any, inputs: Any, *, eps: float, steps: int = 10, step_size: float | None = None,
-    norm: str = "linf", random_start: bool = True, target: Any = None, targeted: bool = False,
-    clamp: tuple[float, float] | None = (0, 1), seed: int | None = None,
+    model: Any, inputs: Any, *, target: Any = None, eps: float, steps: int = 10,
+    step_size: float | None = None, norm: str = "linf", random_start: bool = True,
+    targeted: bool = False, clamp: tuple[float, float] | None = (0, 1), seed: int | None = None,
     batch_size: int | None = None, progress: bool | None = None,
 ) -> AttackResult:
     """Projected gradient descent: ``x ← Π_{B(x₀, eps) ∩ clamp}(x ± step_size · s(∇ₓ CE))``.
@@ -218,27 +227,22 @@ def pgd(
         True
     """
     watch = Stopwatch()
-    eps = _check_number(eps, "eps")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"steps must be a positive integer, got {steps!r}")
-    step_size = 2.5 * eps / steps if step_size is None else _check_number(step_size, "step_size")
-    if not isinstance(norm, str) or norm.lower() not in _NORMS:
-        raise InputError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    norm = norm.lower()
-    if targeted and target is None:
-        raise TargetError("a targeted attack needs target= (the class to reach, per row or for all)")
+    eps = check_positive(eps, "eps", allow_zero=True)
+    steps = check_positive_int(steps, "steps")
+    step_size = 2.5 * eps / steps if step_size is None else check_positive(step_size, "step_size",
+                                                                         allow_zero=True)
+    norm = check_choice(norm.lower() if isinstance(norm, str) else norm, "norm", _NORMS)
+    _check_targeted(target, targeted)
     m, x, bounds = _setup(model, inputs, clamp, batch_size, "pgd")
     seed = new_seed(seed)
     gen = generator(seed, x.device) if random_start else None
-    per_row = normalize_target(target, len(x))
     sign = -1.0 if targeted else 1.0
     advs, preds, origs, targets = [], [], [], []
     with m.explaining():
-        for s, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=progress, desc="pgd"):
-            x0 = x[s]
-            with torch.no_grad():
-                out0 = m.forward(x0)
-            t = select_target(out0, _per_row(per_row, s))
+        for rows, t in m.chunks(len(x), x.shape[1:], target=target, batch_size=batch_size,
+                                progress=progress, desc="pgd"):
+            x0 = x[rows]
+            out0, t = _clean_outputs(m, x0, t, "an adversarial attack")
             adv = _bound(x0 + _random_start(x0, eps, norm, gen), bounds) if random_start else x0
             for _ in range(steps):
                 g, _, _ = _loss_gradient(m, adv, t)
@@ -258,7 +262,7 @@ def pgd(
         "random_start": random_start, "targeted": targeted, "clamp": bounds, "seed": seed,
         "forward_rows": (steps + 2) * n, "backward_rows": steps * n, "seconds": watch.seconds(),
     }
-    return _result(m, x, torch.cat(advs), torch.cat(preds), torch.cat(origs), torch.cat(targets),
+    return _result(x, torch.cat(advs), torch.cat(preds), torch.cat(origs), torch.cat(targets),
                    targeted, meta)
 
 
@@ -268,14 +272,16 @@ _ATTACKS = {"fgsm": fgsm, "pgd": pgd}
 
 def robustness_curve(
     model: Any, data: Any, labels: Any, *, attack: str = "fgsm", eps_values: Sequence[float],
+    seed: int | None = None, batch_size: int | None = None, progress: bool | None = None,
     **attack_params: Any,
 ) -> RobustnessCurve:
     """Accuracy on ``(data, labels)`` under an untargeted ``attack`` at each ``eps``.
 
     Each attack pushes away from the true label (``target=labels``); accuracy is the fraction of
     rows whose prediction at the adversarial input is still the label. ``attack_params`` go to the
-    attack (``steps``, ``norm``, ``clamp``, ``batch_size``...); a PGD ``seed`` is resolved once so
-    every eps uses the same random start. Cost: one attack per eps value.
+    attack (``steps``, ``norm``, ``clamp``...). ``seed`` is PGD's random start, resolved once so
+    every eps starts from the same point (FGSM draws nothing and ignores it). Cost: one attack
+    per eps value.
 
     Example:
         >>> import torch
@@ -291,19 +297,20 @@ def robustness_curve(
     for bad in ("target", "targeted"):
         if bad in attack_params:
             raise InputError(f"robustness_curve attacks the labels untargeted; do not pass {bad}=")
-    eps_list = [_check_number(e, "every eps value") for e in eps_values]
+    eps_list = [check_positive(e, "every eps value", allow_zero=True) for e in eps_values]
     if not eps_list:
         raise InputError("eps_values must hold at least one value")
     if attack == "pgd":
-        attack_params["seed"] = new_seed(attack_params.get("seed"))
+        attack_params["seed"] = new_seed(seed)
     m = wrap(model)
-    x = m.prepare(data, as_float=True)
+    x = m.prepare(data, name="data", as_float=True)
     y = normalize_target(labels, len(x))
     if not isinstance(y, torch.Tensor):
         raise TargetError("labels must hold one class per row of data")
     accuracy = []
     for eps in eps_list:
-        r = _ATTACKS[attack](m, x, eps=eps, target=y, **attack_params)
+        r = _ATTACKS[attack](m, x, target=y, eps=eps, **attack_params, batch_size=batch_size,
+                             progress=progress)
         accuracy.append(float((r.predictions == r.target).float().mean()))
     return RobustnessCurve(
         eps=eps_list, accuracy=accuracy, attack=attack, params=dict(attack_params),

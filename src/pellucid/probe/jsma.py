@@ -12,7 +12,7 @@ The pair maximising ``alpha * |beta|`` with ``alpha > 0`` and ``beta < 0`` is in
 ``theta`` (then clamped); features that reach the top of the clamp range leave the search domain
 (with ``clamp=None``, every feature leaves it once changed). A row stops when it predicts the
 target class, when no admissible pair is left, or when taking another pair would change more than
-``max_features`` (a fraction) of its features. A negative ``theta`` gives the decreasing variant
+``max_fraction`` of its features. A negative ``theta`` gives the decreasing variant
 (``alpha < 0``, ``beta > 0``, maximise ``|alpha| * beta``; features saturate at the bottom of the
 range). ``variant="decrease"`` uses that decreasing map with ``-|theta|``; ``variant="both"``
 scores both maps and moves each row's best pair in its own map's direction (a feature, once moved,
@@ -21,7 +21,7 @@ keeps its direction).
 ``saliency="target"`` is the simplified map many toolkits ship (ART's ``SaliencyMapMethod``): the
 pair with the largest ``alpha`` (``alpha > 0``), whatever the other classes do. It is not the
 paper's criterion but succeeds far more often on small budgets: on the first 100 test digits of
-the 8x8 demo CNN, with targets (label + 1) % 10 at ``max_features`` 0.1 / 0.2 / 0.5, the paper's
+the 8x8 demo CNN, with targets (label + 1) % 10 at ``max_fraction`` 0.1 / 0.2 / 0.5, the paper's
 map reaches 6% / 45% / 81% (11% / 53% / 98% with ``variant="both"``) and the target map 25% / 66%
 / 96% (43% / 94% / 100% with ``"both"``). Sixty-four features leave few pairs to move, so 10% (six
 pixels) is a hard budget here; the paper's 97% on MNIST used 784 features and up to 14.5%.
@@ -38,26 +38,18 @@ from typing import Any
 
 import torch
 
-from .._common import Stopwatch
-from ..errors import InputError, ModelError, NotDifferentiableError, TargetError
-from ..model import Model, normalize_target, select_target
+from .._common import Stopwatch, check_choice, check_fraction, require_classes
+from .._deprecation import renamed
+from ..errors import InputError, TargetError
+from ..model import Model
 from ._result import AttackResult
-from .adversarial import _result, _setup
+from .adversarial import _clean_outputs, _input_gradients, _result, _setup
 
 __all__ = ["jsma"]
 
 
-def _check_fraction(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"max_features must be a number in (0, 1] (a fraction of the features), got {value!r}")
-    if not 0 < value <= 1:
-        raise InputError(
-            f"max_features must be in (0, 1] (a fraction of the features, e.g. 0.1 for 10%), got {value!r}"
-        )
-    return float(value)
-
-
 def _check_theta(value: Any) -> float:
+    # Not a shared check: theta's sign is meaningful (the direction), only zero is refused.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InputError(f"theta must be a finite nonzero number, got {value!r}")
     if value == 0:
@@ -73,19 +65,9 @@ def _jacobians(m: Model, x: torch.Tensor, shape: tuple, t: torch.Tensor):
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         out = m.forward(x.reshape((len(x),) + shape))
-        if out.shape[1] < 2:
-            raise ModelError(
-                f"{m.name} has a single output; jsma needs class logits (n, classes >= 2). "
-                "Wrap a one-logit binary model as torch.cat([-z, z], 1) / 2."
-            )
-        try:
-            (g_t,) = torch.autograd.grad(out.gather(1, t[:, None]).sum(), x, retain_graph=True)
-            (g_all,) = torch.autograd.grad(out.sum(), x)
-        except RuntimeError as err:
-            raise NotDifferentiableError(
-                f"could not differentiate {m.name}'s logits with respect to its inputs ({err})"
-            ) from err
-    return out.detach(), g_t.detach(), (g_all - g_t).detach()
+        require_classes(out, m.name, "jsma")
+        g_t, g_all = _input_gradients(m, x, [out.gather(1, t[:, None]).sum(), out.sum()], "logits")
+    return out.detach(), g_t, g_all - g_t
 
 
 def _attack_chunk(
@@ -185,44 +167,45 @@ def _attack_chunk(
     return adv, row_iters, loops, fwd, bwd
 
 
+@renamed(target_class="target", max_features="max_fraction")
 def jsma(
-    model: Any, inputs: Any, *, target_class: Any, max_features: float = 0.1, theta: float = 1.0,
-    clamp: tuple[float, float] | None = (0, 1), batch_size: int | None = None,
-    progress: bool | None = None, variant: str = "increase", saliency: str = "pairs",
+    model: Any, inputs: Any, *, target: Any, max_fraction: float = 0.1, theta: float = 1.0,
+    variant: str = "increase", saliency: str = "pairs", clamp: tuple[float, float] | None = (0, 1),
+    batch_size: int | None = None, progress: bool | None = None,
 ) -> AttackResult:
-    """Jacobian-based saliency map attack toward ``target_class`` (an int, or one per row).
+    """Jacobian-based saliency map attack toward ``target`` (an int, or one per row).
 
-    Changes at most ``floor(max_features * d)`` of each row's ``d`` features (``max_features`` a
-    fraction in (0, 1]), two at a time, each by ``theta`` (clamped to ``clamp``; ``None`` for no
-    range). A row whose clean prediction already is its target counts as an immediate success.
-    ``variant`` ("increase", "decrease", "both") picks the direction and ``saliency`` ("pairs",
-    the paper's ``alpha * |beta|``; "target", ``alpha`` alone) the map (see the module docstring).
-    ``meta`` holds ``iterations`` (loop iterations), ``row_iterations`` and ``features_changed``
-    (per-row tensors), ``forward_rows``, ``backward_rows`` and ``seconds``. Cost per row and
-    iteration: one forward and two backward passes, plus a ``(d, d)`` saliency map. Papernot et al.,
-    2016, "The Limitations of Deep Learning in Adversarial Settings".
+    Changes at most ``floor(max_fraction * d)`` of each row's ``d`` features (``max_fraction`` in
+    (0, 1]), two at a time, each by ``theta`` (clamped to ``clamp``; ``None`` for no range). A row
+    whose clean prediction already is its target counts as an immediate success. ``variant``
+    ("increase", "decrease", "both") picks the direction and ``saliency`` ("pairs", the paper's
+    ``alpha * |beta|``; "target", ``alpha`` alone) the map (see the module docstring). ``meta``
+    holds ``iterations`` (loop iterations), ``row_iterations`` and ``features_changed`` (per-row
+    tensors), ``forward_rows``, ``backward_rows`` and ``seconds``. Cost per row and iteration: one
+    forward and two backward passes, plus a ``(d, d)`` saliency map. Papernot et al., 2016, "The
+    Limitations of Deep Learning in Adversarial Settings".
+
+    ``target_class=`` and ``max_features=`` are the deprecated names of ``target=`` and
+    ``max_fraction=``.
 
     Example:
         >>> import torch
         >>> lin = torch.nn.Linear(4, 2)
-        >>> r = jsma(lin, torch.full((3, 4), 0.5), target_class=1, max_features=0.5)
+        >>> r = jsma(lin, torch.full((3, 4), 0.5), target=1, max_fraction=0.5)
         >>> bool((r.meta["features_changed"] <= 2).all())
         True
     """
     watch = Stopwatch()
-    if target_class is None:
-        raise TargetError("jsma needs target_class= (the class to reach, an int or one per row)")
-    max_features = _check_fraction(max_features)
+    if target is None:
+        raise TargetError("jsma needs target= (the class to reach, an int or one per row)")
+    max_fraction = check_fraction(max_fraction, "max_fraction")
     theta = _check_theta(theta)
-    if variant not in ("increase", "decrease", "both"):
-        raise InputError(f'variant must be "increase", "decrease" or "both", got {variant!r}')
-    if saliency not in ("pairs", "target"):
-        raise InputError(f'saliency must be "pairs" or "target", got {saliency!r}')
+    variant = check_choice(variant, "variant", ("increase", "decrease", "both"))
+    saliency = check_choice(saliency, "saliency", ("pairs", "target"))
     m, x, bounds = _setup(model, inputs, clamp, batch_size, "jsma")
     n = len(x)
-    per_row = normalize_target(target_class, n)
     d = x[0].numel()
-    budget = int(math.floor(max_features * d + 1e-9))
+    budget = int(math.floor(max_fraction * d + 1e-9))
     if bounds is None:
         max_iter = d // 2 + 1
     else:
@@ -231,17 +214,10 @@ def jsma(
     loops = 0
     fwd = bwd = 0
     with m.explaining():
-        for s, _ in m.chunks(n, x.shape[1:], batch_size=batch_size, progress=progress, desc="jsma"):
-            x0 = x[s]
-            with torch.no_grad():
-                out0 = m.forward(x0)
-            if out0.shape[1] < 2:
-                raise ModelError(
-                    f"{m.name} has a single output; jsma needs class logits (n, classes >= 2). "
-                    "Wrap a one-logit binary model as torch.cat([-z, z], 1) / 2."
-                )
-            per = per_row[s] if isinstance(per_row, torch.Tensor) else per_row
-            t = select_target(out0, per)
+        for rows, t in m.chunks(n, x.shape[1:], target=target, batch_size=batch_size,
+                                progress=progress, desc="jsma"):
+            x0 = x[rows]
+            out0, t = _clean_outputs(m, x0, t, "jsma")
             pred0 = out0.argmax(dim=1)
             flat = x0.reshape(len(x0), -1)
             adv, it, lp, f, b = _attack_chunk(
@@ -261,10 +237,10 @@ def jsma(
             changed.append(((adv != x0).reshape(len(x0), -1)).sum(dim=1))
     meta = {
         "attack": "jsma", "eps": None, "targeted": True, "clamp": bounds, "theta": theta,
-        "variant": variant, "saliency": saliency, "max_features": max_features, "max_changed": budget,
+        "variant": variant, "saliency": saliency, "max_fraction": max_fraction, "max_changed": budget,
         "iterations": loops,
         "row_iterations": torch.cat(row_iters), "features_changed": torch.cat(changed),
         "seed": None, "forward_rows": fwd, "backward_rows": bwd, "seconds": watch.seconds(),
     }
-    return _result(m, x, torch.cat(advs), torch.cat(preds), torch.cat(origs), torch.cat(targets),
+    return _result(x, torch.cat(advs), torch.cat(preds), torch.cat(origs), torch.cat(targets),
                    True, meta)

@@ -8,8 +8,8 @@ metrics in ``pellucid.evaluate``).
 """
 
 from pellucid.zoo.digits import DigitsCNN, digits_cnn, load_digits
-from pellucid.zoo.models import GapCNN, TinyResNet
 from pellucid.zoo.minilm import MiniLMClassifier, minilm_sentiment, planted_texts
+from pellucid.zoo.models import GapCNN, TinyResNet
 from pellucid.zoo.planted import (
     planted_patch_cnn,
     planted_patches,

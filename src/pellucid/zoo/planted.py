@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import time
 import types
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn

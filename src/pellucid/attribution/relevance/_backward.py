@@ -9,14 +9,14 @@ Cost: one forward and one backward per chunk of rows, as for a plain gradient.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import fx
 
 from ...errors import InputError, UnsupportedLayerError
-from ...model import Model, gather, normalize_target, select_target
-from ...model import outputs_2d
+from ...model import Model, gather, outputs_2d, select_target
 from .trace import Traced
 
 Handler = Callable[..., Any]
@@ -101,7 +101,7 @@ def run(
         parts["grad"].append(g_x[:n].detach() if g_x is not None
                              else torch.zeros(xc.shape, dtype=m.dtype, device=xc.device))
         sink_rel = None
-        for (sink, a), g in zip(sinks.items, grads[int(float_input):]):
+        for (_sink, a), g in zip(sinks.items, grads[int(float_input):]):
             if g is None:
                 continue
             r = _transport(g, a, leaf)

@@ -17,7 +17,7 @@ Reference: Montavon et al. 2019, "Layer-Wise Relevance Propagation: An Overview"
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import fx, nn

@@ -24,12 +24,13 @@ smallest and largest value in the explained batch are used.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
 from ...errors import LayerError
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, Zero, ZBox, ZPlus
+from .rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, Zero, ZPlus
 
 __all__ = ["Composite", "BUILTIN", "resolve", "epsilon", "epsilon_plus", "epsilon_plus_flat",
            "epsilon_gamma_box", "epsilon_alpha2_beta1", "alpha1_beta0"]

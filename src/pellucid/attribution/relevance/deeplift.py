@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ...explanation import Explanation
-from ...registry import register
 from ..._common import resolve_baseline
 from ...adapters import gradient_model
+from ...explanation import Explanation
+from ...registry import register
 from . import _backward
-from .trace import original, require_module, trace, Traced
+from .trace import Traced, original, require_module, trace
 
 __all__ = ["deeplift"]
 
@@ -40,8 +40,9 @@ def deeplift(
     ``Σ values = f_t(x) − f_t(x')`` per row (``.delta`` ≈ 0). ``baseline`` x' is zeros by default,
     or a number, one row, or one row per input. Elementwise activations of any kind (ReLU, tanh,
     GELU, ...) get the rescale rule, MaxPool1d/2d/3d Captum's max pooling rule; adaptive max
-    pooling, LayerNorm and other operations without a rule raise :class:`~pellucid.errors.UnsupportedLayerError`. The model is traced
-    (``torch.fx``), so functional activations are covered too.
+    pooling, LayerNorm and other operations without a rule raise
+    :class:`~pellucid.errors.UnsupportedLayerError`. The model is traced (``torch.fx``), so
+    functional activations are covered too.
 
     Cost: one forward and one backward pass over inputs and baselines together (2n rows).
     Reference: Shrikumar et al. 2017, "Learning Important Features Through Propagating

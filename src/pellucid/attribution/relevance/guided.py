@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ...adapters import gradient_model
 from ...explanation import Explanation
 from ...registry import register
-from ...adapters import gradient_model
 from . import _backward
-from .trace import original, require_module, trace, Traced
+from .trace import Traced, original, require_module, trace
 
 __all__ = ["guided_backprop"]
 

@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ...adapters import gradient_model
 from ...errors import UnsupportedLayerError
 from ...explanation import Explanation
 from ...registry import register
-from ...adapters import gradient_model
 from . import _backward
 from .canonizers import batchnorm_pairs, merged_affine
 from .composites import Composite, resolve
 from .rules import Affine, Rule, _ratio, _through, scale_gradient
-from .trace import original, require_module, trace, Traced
+from .trace import Traced, original, require_module, trace
 
 __all__ = ["lrp", "rule_map"]
 

@@ -14,7 +14,8 @@ and one ordinary backward give the whole relevance map.
 
 ``Flat``, ``WSquare`` and ``ZBox`` distribute relevance without the factor ``a_i``; they are
 *input rules*: they write the relevance of the model's input into a "sink" tensor (a leaf of
-zeros, so it leaves the forward values alone, whose gradient is the relevance) and apply only to a layer that reads the model's input.
+zeros, so it leaves the forward values alone, whose gradient is the relevance) and apply only
+to a layer that reads the model's input.
 
 Every rule costs one evaluation of the layer with modified weights on top of the plain forward
 (``Epsilon``: none; ``Gamma``, ``AlphaBeta``, ``ZPlus``: two; ``ZBox``: three), and one
@@ -27,8 +28,9 @@ Lapuschkin et al. 2019 (Nat. Commun., flat rule).
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

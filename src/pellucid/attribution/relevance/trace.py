@@ -26,7 +26,8 @@ import builtins
 import dataclasses
 import operator
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +151,7 @@ def require_module(m: Any, method: str) -> None:
                          f"{m.name} is a plain callable")
 
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, Traced]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, Traced] = weakref.WeakKeyDictionary()
 
 
 def trace(model: nn.Module) -> Traced:
