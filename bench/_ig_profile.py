@@ -14,11 +14,11 @@ import contextlib
 import functools
 import statistics
 import timeit
-from typing import Any, Callable, Iterator
-
-import torch
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import ig
+import torch
 from _timing import cores, measure, median_ratio
 
 
@@ -61,8 +61,8 @@ def folded_integrated_gradients(model: Any, inputs: Any, *, target: Any = None, 
     the first chunk's forward pass (their outputs come from it; they get no gradient weight),
     instead of a forward pass of their own. Zero baseline only; run inside ``patched``.
     """
-    from pellucid.attribution import integrated as integ
     from pellucid.adapters import gradient_model
+    from pellucid.attribution import integrated as integ
     from pellucid.explanation import Explanation
     from pellucid.model import gather, select_target
 
@@ -100,10 +100,10 @@ def pieces(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> dict[str
     """Best-of-5 microseconds of each fixed-cost piece of one integrated_gradients call."""
     import pellucid
     from pellucid._common import resolve_baseline
+    from pellucid.adapters import wrap
     from pellucid.attribution._path import path_rule_tensors
     from pellucid.explanation import Explanation
     from pellucid.model import select_target
-    from pellucid.adapters import wrap
 
     m = wrap(model)
     base = resolve_baseline(None, x)
@@ -116,7 +116,7 @@ def pieces(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> dict[str
     alphas, weights = path_rule_tensors("gausslegendre", ig.STEPS, device=x.device, dtype=x.dtype)
     diff, total, shape = x - base, torch.zeros_like(x), (-1,) + (1,) * (x.dim() - 1)
     flat = torch.arange(0, 400)
-    rows, k = flat // ig.STEPS, flat % ig.STEPS
+    _rows, _k = flat // ig.STEPS, flat % ig.STEPS
     grads = torch.randn(400, *x.shape[1:])
 
     def chunk_bookkeeping() -> None:  # per chunk of 400 path rows, besides the passes

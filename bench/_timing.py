@@ -16,7 +16,8 @@ import gc
 import os
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -44,7 +45,7 @@ def _busy_seconds() -> float | None:
 class Watch:
     """Wall time of a block, and the share of the machine other processes used meanwhile."""
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         self._busy, self._own = _busy_seconds(), time.process_time()
         self._wall = time.perf_counter()
         return self

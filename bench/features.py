@@ -19,7 +19,8 @@ Medians over interleaved repetitions (see ``_timing.py``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from _timing import measure, summarize

@@ -19,7 +19,8 @@ other processes used the machine is run again (see ``_timing.py``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,7 @@ def contenders(model: torch.nn.Module, x: torch.Tensor,
                t: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """name -> a call doing that contender's whole IG (or bare) computation once."""
     import captum.attr
+
     import pellucid
 
     points, targets = path_rows(x, t, STEPS)
@@ -122,6 +124,7 @@ def agreement(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> dict[
     give the same attributions, or the bare contender would not be doing IG's work.
     """
     import captum.attr
+
     import pellucid
 
     ours = pellucid.integrated_gradients(model, x, target=t, steps=STEPS, progress=False).values

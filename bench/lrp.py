@@ -23,11 +23,12 @@ from __future__ import annotations
 import statistics
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
-from torch import nn
 from _timing import measure, median_ratio
+from torch import nn
 
 from pellucid._state import explaining
 

@@ -25,7 +25,8 @@ trajectory, so the differences are reported rather than asserted for Captum (and
 from __future__ import annotations
 
 import statistics
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

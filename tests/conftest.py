@@ -39,7 +39,7 @@ def images() -> torch.Tensor:
     return torch.rand(6, 1, 8, 8, generator=g)
 
 
-def snapshot(model: nn.Module) -> dict:
+def _snapshot(model: nn.Module) -> dict:
     """Everything a method must leave unchanged on a module tree."""
     return {
         "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -53,7 +53,7 @@ def snapshot(model: nn.Module) -> dict:
     }
 
 
-def assert_same_state(before: dict, after: dict) -> None:
+def _assert_same_state(before: dict, after: dict) -> None:
     assert before["training"] == after["training"]
     assert before["requires_grad"] == after["requires_grad"]
     assert before["hooks"] == after["hooks"]
@@ -62,6 +62,20 @@ def assert_same_state(before: dict, after: dict) -> None:
         assert torch.equal(before["params"][k], after["params"][k]), k
     for a, b in zip(before["grads"], after["grads"]):
         assert (a is None and b is None) or torch.equal(a, b)
+
+
+class ModelState:
+    """What the ``model_state`` fixture gives a test: ``before = model_state.snapshot(net)``, run
+    the method, then ``model_state.assert_same(before, model_state.snapshot(net))``."""
+
+    snapshot = staticmethod(_snapshot)
+    assert_same = staticmethod(_assert_same_state)
+
+
+@pytest.fixture
+def model_state() -> ModelState:
+    """Snapshots of a module tree's state and the check that a method left it as found."""
+    return ModelState()
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +89,7 @@ def planted_cnn(tmp_path_factory):
 _TORCHVISION = ("torchvision", "torchvision.models", "torchvision.models.resnet")
 
 
-def import_peer(name: str):
+def _import_peer(name: str):
     """Import a test-only peer (``zennit``, ``quantus``), skipping the test when it is missing.
 
     Zennit imports torchvision's ResNet block classes when it is imported, and quantus imports
@@ -110,3 +124,10 @@ def import_peer(name: str):
                 sys.modules.pop(mod, None)
     return pytest.importorskip(name)
 
+
+
+@pytest.fixture(scope="session")
+def peer():
+    """``peer("quantus")``: a test-only peer imported (torchvision stand-ins lent for the import
+    only, see :func:`_import_peer`), or the test skipped when it is not installed."""
+    return _import_peer

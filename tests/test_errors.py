@@ -6,10 +6,15 @@ import torch
 from torch import nn
 
 import pellucid
-from pellucid.errors import (BaselineError, InputError, LayerError, NotDifferentiableError,
-                             PellucidError, TargetError, UnknownMethodError)
-
-from conftest import assert_same_state, snapshot
+from pellucid.errors import (
+    BaselineError,
+    InputError,
+    LayerError,
+    NotDifferentiableError,
+    PellucidError,
+    TargetError,
+    UnknownMethodError,
+)
 
 ALL = ["saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "grad_cam",
        "grad_cam_pp"]
@@ -109,27 +114,27 @@ def test_bad_options(cnn, images):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_model_left_as_found_after_success_and_failure(cnn, images, name):
+def test_model_left_as_found_after_success_and_failure(cnn, images, name, model_state):
     cnn.train()
     cnn.features[0].weight.requires_grad_(False)
     handle = cnn.register_forward_hook(lambda *a: None)
     cnn.classifier[1].weight.grad = torch.ones_like(cnn.classifier[1].weight)
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     run(name, cnn, images)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     with pytest.raises(TargetError):
         run(name, cnn, images, target=99)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     bad = images.clone()
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(InputError):
         run(name, cnn, bad)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     handle.remove()
     assert len(cnn._forward_hooks) == 0
 
 
-def test_state_restored_when_the_model_itself_raises(cnn, images):
+def test_state_restored_when_the_model_itself_raises(cnn, images, model_state):
     """A forward hook that raises midway leaves no pellucid hooks and the flags as they were."""
     calls = []
 
@@ -140,8 +145,8 @@ def test_state_restored_when_the_model_itself_raises(cnn, images):
 
     cnn.train()
     h = cnn.features[2].register_forward_hook(boom)
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     with pytest.raises(InputError, match="boom"):
         pellucid.grad_cam(cnn, images, layer="features.2", batch_size=2)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     h.remove()

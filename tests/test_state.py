@@ -8,13 +8,11 @@ from torch import nn
 import pellucid
 from pellucid._state import explaining, preserved
 
-from conftest import assert_same_state, snapshot
 
-
-def test_swapped_parameters_modules_and_hooks_are_put_back(cnn):
+def test_swapped_parameters_modules_and_hooks_are_put_back(cnn, model_state):
     conv, weight = cnn.features[0], cnn.features[0].weight
     cnn.train()
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     with pytest.raises(RuntimeError, match="midway"):
         with preserved(cnn):
             cnn.eval()
@@ -27,7 +25,7 @@ def test_swapped_parameters_modules_and_hooks_are_put_back(cnn):
             raise RuntimeError("midway")
     assert conv.weight is weight and isinstance(cnn.features[1], nn.ReLU)
     assert not nn.modules.module._global_forward_hooks
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
 
 
 def test_explaining_freezes_and_evaluates_inside(cnn):

@@ -9,8 +9,6 @@ from torch import nn
 import pellucid
 from pellucid.errors import UnsupportedLayerError
 
-from conftest import assert_same_state, snapshot
-
 captum_attr = pytest.importorskip("captum.attr")
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -28,13 +26,13 @@ def setup(images):
 
 
 @pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.Sigmoid])
-def test_deeplift_matches_captum(setup, act):
+def test_deeplift_matches_captum(setup, act, model_state):
     x, t = setup
     net = relu_cnn(act)
     for baseline in (None, torch.full_like(x, 0.3)):
-        before = snapshot(net)
+        before = model_state.snapshot(net)
         ours = pellucid.deeplift(net, x, target=t, baseline=baseline)
-        assert_same_state(before, snapshot(net))
+        model_state.assert_same(before, model_state.snapshot(net))
         base = torch.zeros_like(x) if baseline is None else baseline
         theirs, delta = captum_attr.DeepLift(net).attribute(
             x, baselines=base, target=t, return_convergence_delta=True)
@@ -124,12 +122,12 @@ def test_captum_deeplift_breaks_summation_after_adjacent_nonlinearities(cnn, ima
     assert ours.delta.abs().max() < 1e-5 < delta.abs().max()
 
 
-def test_deeplift_refuses_what_it_has_no_rule_for():
+def test_deeplift_refuses_what_it_has_no_rule_for(model_state):
     net = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2)).eval()
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     with pytest.raises(UnsupportedLayerError, match="LayerNorm"):
         pellucid.deeplift(net, torch.randn(3, 4))
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
 
 
 def test_guided_backprop_matches_captum(setup):

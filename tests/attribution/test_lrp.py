@@ -14,8 +14,6 @@ from pellucid.attribution.relevance import Composite, canonizers, rules
 from pellucid.errors import LayerError, ModelError, UnsupportedLayerError
 from pellucid.zoo import TinyResNet
 
-from conftest import assert_same_state, snapshot
-
 D = torch.float64
 
 
@@ -192,9 +190,9 @@ def resnet():
     return model.eval()
 
 
-def test_canonization_is_exact_and_restored(resnet):
+def test_canonization_is_exact_and_restored(resnet, model_state):
     x = data((4, 3, 32, 32), seed=7)
-    before = snapshot(resnet)
+    before = model_state.snapshot(resnet)
     with torch.no_grad():
         y = resnet(x)
     with canonizers.merged_batchnorm(resnet) as merged:
@@ -202,41 +200,41 @@ def test_canonization_is_exact_and_restored(resnet):
         assert not any(isinstance(m, nn.BatchNorm2d) for m in resnet.modules())
         with torch.no_grad():
             torch.testing.assert_close(resnet(x), y, atol=1e-10, rtol=0)
-    assert_same_state(before, snapshot(resnet))
+    model_state.assert_same(before, model_state.snapshot(resnet))
     assert sum(isinstance(m, nn.BatchNorm2d) for m in resnet.modules()) == 6
     with torch.no_grad():
         torch.testing.assert_close(resnet(x), y, atol=1e-10, rtol=0)
     with pytest.raises(RuntimeError), canonizers.merged_batchnorm(resnet):
         raise RuntimeError("boom")
-    assert_same_state(before, snapshot(resnet))
+    model_state.assert_same(before, model_state.snapshot(resnet))
 
 
 @pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon"])
-def test_lrp_with_batchnorm_equals_lrp_of_hand_folded_model(resnet, composite):
+def test_lrp_with_batchnorm_equals_lrp_of_hand_folded_model(resnet, composite, model_state):
     x = data((3, 3, 32, 32), seed=8)
     folded = hand_folded(resnet)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     with torch.no_grad():
         torch.testing.assert_close(folded(x), resnet(x), atol=1e-10, rtol=0)
-    before = snapshot(resnet)
+    before = model_state.snapshot(resnet)
     a = pellucid.lrp(resnet, x, composite=composite, low=-3, high=3)
     b = pellucid.lrp(folded, x, composite=composite, low=-3, high=3)
-    assert_same_state(before, snapshot(resnet))
+    model_state.assert_same(before, model_state.snapshot(resnet))
     torch.testing.assert_close(a.values, b.values, atol=1e-10, rtol=1e-8)
     # Bias-free convs, but BN shifts are biases: conservation only approximately; the sum is
     # still the right order of magnitude and sign-consistent on most rows.
     assert a.values.shape == x.shape
 
 
-def test_model_left_as_found_with_user_hooks(resnet):
+def test_model_left_as_found_with_user_hooks(resnet, model_state):
     calls = []
     handle = resnet.block1.conv1.register_forward_hook(lambda *a: calls.append(1))
     resnet.train()
-    before = snapshot(resnet)
+    before = model_state.snapshot(resnet)
     x = data((2, 3, 32, 32), seed=9)
     for method in (pellucid.lrp, pellucid.guided_backprop, pellucid.deeplift):
         method(resnet, x)
-    assert_same_state(before, snapshot(resnet))
+    model_state.assert_same(before, model_state.snapshot(resnet))
     assert resnet.training
     handle.remove()
 
@@ -280,7 +278,7 @@ def test_layer_coverage_conserves():
     torch.testing.assert_close(e.values.sum((1, 2, 3)), e.outputs, atol=1e-10, rtol=1e-10)
 
 
-def test_unsupported_operations_raise_and_leave_the_model(cnn):
+def test_unsupported_operations_raise_and_leave_the_model(cnn, model_state):
     class Gated(nn.Module):
         def __init__(self):
             super().__init__()
@@ -299,22 +297,22 @@ def test_unsupported_operations_raise_and_leave_the_model(cnn):
 
     x = torch.randn(2, 4)
     for model, inputs, word in ((Gated(), x, "mul"), (Attn(), torch.randn(2, 3, 4), "attn")):
-        before = snapshot(model)
+        before = model_state.snapshot(model)
         with pytest.raises(UnsupportedLayerError, match=word):
             pellucid.lrp(model, inputs)
-        assert_same_state(before, snapshot(model))
+        model_state.assert_same(before, model_state.snapshot(model))
 
     bn_first = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)).eval()
     with pytest.raises(UnsupportedLayerError, match="'0' \\(BatchNorm1d\\)"):
         pellucid.lrp(bn_first, x)
 
     deep_flat = {"features.2": rules.Flat()}
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     with pytest.raises(UnsupportedLayerError, match="features.2"):
         pellucid.lrp(cnn, torch.rand(2, 1, 8, 8), composite=deep_flat)
     with pytest.raises(LayerError, match="featurs.0"):
         pellucid.lrp(cnn, torch.rand(2, 1, 8, 8), composite={"featurs.0": rules.Flat()})
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
 
     class Branchy(nn.Module):
         def forward(self, x):

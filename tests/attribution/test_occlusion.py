@@ -8,7 +8,6 @@ from torch import nn
 
 import pellucid
 from pellucid.errors import BaselineError, InputError
-from conftest import assert_same_state, snapshot
 
 
 def _net() -> nn.Module:
@@ -76,15 +75,15 @@ def test_groups_ablate_each_group_and_spread_its_drop():
                                torch.tensor([1.5, 1.5, 3.5, 3.5], dtype=torch.float64))
 
 
-def test_black_box_numpy_model_and_state(cnn, images):
+def test_black_box_numpy_model_and_state(cnn, images, model_state):
     f = lambda a: np.asarray(a).reshape(len(a), -1)[:, :10].sum(1)  # noqa: E731
     expl = pellucid.occlusion(f, images, window=(1, 2, 2), stride=(1, 2, 2))
     assert expl.values.shape == images.shape
     assert (expl.values.reshape(6, -1)[:, 16:] == 0).all()
     cnn.train()
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     pellucid.occlusion(cnn, images, window=(1, 4, 4), stride=4)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
 
 
 def test_errors():

@@ -8,7 +8,6 @@ from torch import nn
 
 import pellucid
 from pellucid.errors import BaselineError, InputError
-from tests.conftest import assert_same_state, snapshot
 
 METHODS = ("exact_shapley", "kernel_shap", "permutation_shapley")
 
@@ -245,11 +244,11 @@ def test_large_background_summarised_by_weighted_kmeans():
     assert expl.delta.abs().max() < 1e-9
 
 
-def test_model_left_as_found_and_registered(cnn, images):
+def test_model_left_as_found_and_registered(cnn, images, model_state):
     cnn.train()
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     pellucid.permutation_shapley(cnn, images[:1], background=0, permutations=1, seed=0)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     info = {i.name: i for i in pellucid.methods(details=True)}
     for name in METHODS:
         assert info[name].background and info[name].additive

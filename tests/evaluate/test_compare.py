@@ -7,7 +7,6 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, snapshot
 from pellucid import evaluate as ev
 from pellucid.errors import InputError, UnknownMethodError
 from pellucid.evaluate import Comparison, compare
@@ -151,17 +150,17 @@ def test_metrics_come_from_the_registry_by_name_or_function(digits):
                 metrics=["max_sensitivity"])
 
 
-def test_model_state_and_global_rng_are_left_as_found():
+def test_model_state_and_global_rng_are_left_as_found(model_state):
     """In train mode BatchNorm would update its statistics and Dropout draw from the global RNG
     if compare ran the model outside the state guard."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(),
                           nn.Dropout(0.5), nn.Linear(16, 4)).train()
     x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    before, rng = snapshot(model), torch.get_rng_state()
+    before, rng = model_state.snapshot(model), torch.get_rng_state()
     c = compare(model, x, methods=["saliency", "random"], metrics=["deletion", "max_sensitivity"],
                 progress=False)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     assert torch.equal(rng, torch.get_rng_state())
     model.eval()
     assert torch.equal(c.explanations["saliency"].target, model(x).argmax(dim=1))

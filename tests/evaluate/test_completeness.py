@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import import_peer
 from pellucid.evaluate import completeness
 
 
@@ -36,11 +35,11 @@ def test_gap_by_hand():
     assert s.values.item() == pytest.approx(0.5)
 
 
-def test_quantus_compares_floats_with_equality():
+def test_quantus_compares_floats_with_equality(peer):
     """Quantus' Completeness returns ``np.sum(a) == f(x) − f(x')``: exact float equality. On a
     linear model IG is exact up to float rounding, yet Quantus fails rows whose sums differ in
     the last bits; ours passes them all with a tolerance and reports the gap (< 1e-5)."""
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(6, 3)).eval()
     x = torch.randn(20, 6)

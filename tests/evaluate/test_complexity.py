@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import import_peer
 from pellucid import evaluate as ev
 from pellucid.explanation import Explanation
 
@@ -52,11 +51,11 @@ def test_images_are_flattened_with_their_channels():
     assert torch.allclose(ev.complexity(explained(v)).values, ev.complexity(flat).values)
 
 
-def test_agrees_with_quantus():
+def test_agrees_with_quantus(peer):
     """Quantus' Sparseness and Complexity on the same attributions (``normalise=False``, so the
     values are scored as they are). Quantus adds 1e-7 to every magnitude before the Gini index
     and 1e-12 inside the logarithm, hence the tolerance."""
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     g = torch.Generator().manual_seed(1)
     a = torch.randn(6, 1, 8, 8, generator=g)
     a[0] = 0

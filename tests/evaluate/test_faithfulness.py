@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, import_peer, snapshot
 from pellucid import evaluate as ev
 from pellucid.attribution import random_attribution
 from pellucid.errors import InputError
@@ -224,15 +223,15 @@ def test_every_metric_is_deterministic_under_a_seed_at_any_batch_size(digits, di
     assert torch.equal(free.values, ev.infidelity(model, e, samples=20, seed=free.meta["seed"]).values)
 
 
-def test_metrics_leave_the_model_as_found(cnn, images):
+def test_metrics_leave_the_model_as_found(cnn, images, model_state):
     e = pellucid.saliency(cnn, images, abs=False)
     cnn.train()
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     ev.deletion(cnn, e, steps=8)
     ev.region_perturbation(cnn, e, region=4)
     ev.faithfulness_correlation(cnn, e, subset_size=4, samples=5, seed=0)
     ev.infidelity(cnn, e, samples=5, seed=0)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
 
 
 def test_clear_errors(cnn, images):
@@ -371,7 +370,7 @@ def _quantus(metric, model, x, y, a, **call):
     return np.asarray(out, dtype=np.float64)
 
 
-def test_pixel_flipping_and_region_perturbation_agree_with_quantus(digits, digits_explained):
+def test_pixel_flipping_and_region_perturbation_agree_with_quantus(digits, digits_explained, peer):
     """Quantus' PixelFlipping curve is our deletion curve after step 0, one pixel per step;
     its RegionPerturbation curve is f(x) minus our region curve after step 0.
 
@@ -380,7 +379,7 @@ def test_pixel_flipping_and_region_perturbation_agree_with_quantus(digits, digit
     (Quantus also ranks channel entries one by one where we remove whole pixels: the two agree
     on the one-channel digits used here.)
     """
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     model, x, y = digits
     for e in digits_explained:
         e, xs, ys = e[:12], x[:12], y[:12]
@@ -395,15 +394,14 @@ def test_pixel_flipping_and_region_perturbation_agree_with_quantus(digits, digit
         np.testing.assert_allclose(curves[:, :1] - curves[:, 1:], theirs, atol=1e-6)
 
 
-def test_faithfulness_correlation_agrees_with_quantus_on_the_same_subsets(
-        digits, digits_explained, monkeypatch):
+def test_faithfulness_correlation_agrees_with_quantus_on_the_same_subsets(digits, digits_explained, monkeypatch, peer):
     """With Quantus' own random subsets fed to ours, the correlations agree.
 
     Quantus draws subsets from numpy's global generator (``np.random.choice`` per row and run),
     so the same subsets are replayed into our metric through its subset sampler. (Quantus' default
     ``return_aggregate=True`` returns one mean instead of per-row scores; it is turned off.)
     """
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     model, x, y = digits
     e, xs, ys = digits_explained[0][:8], x[:8], y[:8]
     n, runs, size = 8, 20, 16
@@ -426,7 +424,7 @@ def test_faithfulness_correlation_agrees_with_quantus_on_the_same_subsets(
     np.testing.assert_allclose(ours.values.double().numpy(), theirs, atol=1e-5)
 
 
-def test_infidelity_agrees_with_quantus_where_quantus_follows_yeh(digits, digits_explained):
+def test_infidelity_agrees_with_quantus_where_quantus_follows_yeh(digits, digits_explained, peer):
     """Removing the whole image (Quantus ``perturb_patch_sizes=[8]`` on 8x8 digits; our square of
     side 8) is one perturbation in both, and the squared errors agree (no β scaling in either).
 
@@ -437,7 +435,7 @@ def test_infidelity_agrees_with_quantus_where_quantus_follows_yeh(digits, digits
     square perturbation draws independent uniformly placed squares; it is checked by hand on a
     linear model above.
     """
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     model, x, y = digits
     e, xs, ys = digits_explained[0][:8], x[:8], y[:8]
     common = dict(n_perturb_samples=1, perturb_baseline=0.0, normalise=False, abs=False,

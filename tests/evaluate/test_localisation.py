@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import pellucid
-from conftest import import_peer
 from pellucid.errors import InputError
 from pellucid.evaluate import pointing_game, relevance_mass, relevance_rank
 from pellucid.zoo import (
@@ -109,7 +108,7 @@ def _quantus_scores(metric, a, s, **options):
     return np.asarray(q, dtype=float)
 
 
-def test_agrees_with_quantus():
+def test_agrees_with_quantus(peer):
     """Quantus 0.6 agrees on pointing game (unique maxima), relevance rank and, with
     ``abs=True``, relevance mass. Its defects, shown by hand in the next test:
 
@@ -120,7 +119,7 @@ def test_agrees_with_quantus():
     - ``PointingGame`` counts a row as a hit when *any* tied maximum is in the mask, so a
       constant map always hits.
     """
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     g = torch.Generator().manual_seed(0)
     a = torch.randn(12, 1, 6, 6, generator=g)
     s = torch.rand(12, 1, 6, 6, generator=g) > 0.7
@@ -136,8 +135,8 @@ def test_agrees_with_quantus():
         relevance_mass(a, s, abs=True).values.numpy(), rtol=1e-6)
 
 
-def test_quantus_defects_by_hand():
-    quantus = import_peer("quantus")
+def test_quantus_defects_by_hand(peer):
+    quantus = peer("quantus")
     a = t([[[[3, -1], [1, 0]]], [[[1, 0], [0, 0]]], [[[2, 2], [2, 2]]]])
     s = torch.tensor([[[[1, 0], [0, 0]]], [[[0, 0], [0, 0]]], [[[1, 0], [0, 0]]]], dtype=torch.bool)
     raw = {"abs": False, "normalise": False}

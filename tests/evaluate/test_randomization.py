@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, import_peer, snapshot
 from pellucid.errors import InputError, ModelError, PellucidError
 from pellucid.evaluate import data_randomization, model_randomization
 from pellucid.evaluate.randomization import layer_order
@@ -92,15 +91,15 @@ def test_an_explanation_is_re_run_with_its_own_method_options_and_target(planted
         model_randomization(model, e)
 
 
-def test_seeded_and_leaves_the_model_untouched(planted_cnn, batch):
+def test_seeded_and_leaves_the_model_untouched(planted_cnn, batch, model_state):
     model, _ = planted_cnn
     model.train()  # a non-default state, to be restored exactly
     try:
-        before, rng = snapshot(model), torch.get_rng_state()
+        before, rng = model_state.snapshot(model), torch.get_rng_state()
         a = model_randomization(model, batch[:16], method="gradient_x_input", seed=3)
         b = model_randomization(model, batch[:16], method="gradient_x_input", seed=3)
         c = model_randomization(model, batch[:16], method="gradient_x_input", seed=4)
-        assert_same_state(before, snapshot(model))
+        model_state.assert_same(before, model_state.snapshot(model))
         assert torch.equal(rng, torch.get_rng_state())
     finally:
         model.eval()
@@ -108,7 +107,7 @@ def test_seeded_and_leaves_the_model_untouched(planted_cnn, batch):
     assert a.meta["seed"] == 3 and a.meta["forward_rows"] == 5 * 16 + 1
 
 
-def test_independent_stages_and_layer_given_as_module(planted_cnn, batch):
+def test_independent_stages_and_layer_given_as_module(planted_cnn, batch, model_state):
     model, info = planted_cnn
     casc = model_randomization(model, batch, method="saliency", seed=1)
     ind = model_randomization(model, batch, method="saliency", mode="independent", seed=1,
@@ -117,9 +116,9 @@ def test_independent_stages_and_layer_given_as_module(planted_cnn, batch):
     torch.testing.assert_close(ind.curves[:, 0], casc.curves[:, 0])
     torch.testing.assert_close(ind.values, torch.nanmean(ind.curves, dim=1))
     # a layer given as a module of the user's model is found in the copy
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     cam = model_randomization(model, batch, method="grad_cam", layer=model.features[4], seed=0)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     assert cam.mean < 0.5
 
 
@@ -138,7 +137,7 @@ def test_random_methods_get_the_same_seed_at_every_stage(planted_cnn, batch):
     assert torch.allclose(s.curves, torch.ones_like(s.curves))
 
 
-def test_agrees_with_quantus_mprt(planted_cnn, batch):
+def test_agrees_with_quantus_mprt(planted_cnn, batch, peer):
     """With Quantus's own randomisation (``torch.manual_seed(seed + 1); reset_parameters()``
     for each layer from the top) the Spearman curves agree to the last digit. Quantus 0.6's
     defects, not shared here:
@@ -151,7 +150,7 @@ def test_agrees_with_quantus_mprt(planted_cnn, batch):
     - its ``ssim`` similarity receives the maps flattened to ``(batch, -1)`` and so computes a
       1-D SSIM along the flattened rows, not a 2-D SSIM of the image (checked below).
     """
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     model, _ = planted_cnn
     x = batch[:8]
 

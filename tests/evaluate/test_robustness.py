@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, import_peer, snapshot
 from pellucid import evaluate as ev
 from pellucid.errors import PellucidError
 from pellucid.evaluate import robustness
@@ -89,12 +88,12 @@ def test_smoothgrad_is_more_robust_than_saliency(cnn, images):
         ev.avg_sensitivity(cnn, sal, samples=6, radius=0.1, seed=0).mean
 
 
-def test_model_left_as_found_and_errors(cnn, images):
+def test_model_left_as_found_and_errors(cnn, images, model_state):
     e = pellucid.saliency(cnn, images)
     cnn.train()
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     ev.max_sensitivity(cnn, e, samples=3, seed=0)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     e.method = ""
     with pytest.raises(PellucidError, match="names no method"):
         ev.max_sensitivity(cnn, e)
@@ -102,10 +101,10 @@ def test_model_left_as_found_and_errors(cnn, images):
         ev.avg_sensitivity(cnn, pellucid.saliency(cnn, images), radius=0)
 
 
-def test_sensitivity_agrees_with_quantus_on_the_same_noise():
+def test_sensitivity_agrees_with_quantus_on_the_same_noise(peer):
     """Quantus' MaxSensitivity/AvgSensitivity (Frobenius norms, ratio to ‖φ(x)‖) fed our uniform
     noise through a custom ``perturb_func`` give the same scores."""
-    quantus = import_peer("quantus")
+    quantus = peer("quantus")
     from pellucid.zoo import digits_cnn, load_digits
 
     model, _ = digits_cnn()

@@ -4,17 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_same_state, snapshot
 from pellucid import features as F
 from pellucid.errors import LayerError
 
 
-def test_activations_equal_plain_forward_and_leave_no_hooks(cnn, images):
+def test_activations_equal_plain_forward_and_leave_no_hooks(cnn, images, model_state):
     cnn.train()
-    before = snapshot(cnn)
+    before = model_state.snapshot(cnn)
     acts = F.activations(cnn, images, layers=["features.0", "features.3", "classifier.2"],
                          batch_size=4)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
     cnn.eval()
     with torch.no_grad():
         a0 = cnn.features[0](images)

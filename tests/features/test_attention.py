@@ -7,20 +7,19 @@ import torch
 from torch import nn
 
 import pellucid
-from conftest import assert_same_state, snapshot
 from pellucid import features as F
 from pellucid.errors import ModelError
 
 # -- nn.MultiheadAttention ---------------------------------------------------------------------
 
-def test_attention_of_torch_multihead_attention_modules():
+def test_attention_of_torch_multihead_attention_modules(model_state):
     torch.manual_seed(0)
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, batch_first=True), 3,
                                 enable_nested_tensor=False).eval()
     x = torch.randn(4, 6, 8)
-    before = snapshot(enc)
+    before = model_state.snapshot(enc)
     att = F.attention(enc, x, batch_size=3)
-    assert_same_state(before, snapshot(enc))
+    model_state.assert_same(before, model_state.snapshot(enc))
     assert att.shape == (4, 3, 2, 6, 6)
     torch.testing.assert_close(att.sum(-1), torch.ones(4, 3, 2, 6))
     # the first layer's weights by hand
@@ -70,14 +69,14 @@ def minilm():
     return minilm_sentiment()  # the head is trained once (seconds) and cached like digits_cnn
 
 
-def test_minilm_attention_shape_rows_and_state(minilm):
+def test_minilm_attention_shape_rows_and_state(minilm, model_state):
     model, info = minilm
     assert info["test_accuracy"] > 0.95
     ids = model.encode(["a good film", "the plot was really dull and the cast was bad"])
     impl = model.encoder.config._attn_implementation
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     att = F.attention(model, ids)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     assert model.encoder.config._attn_implementation == impl
     assert att.shape == (2, 6, 12, ids.shape[1], ids.shape[1])
     torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:-1]))
@@ -100,15 +99,15 @@ def test_minilm_attention_shape_rows_and_state(minilm):
 
 
 @pytest.mark.slow
-def test_minilm_token_attributions_put_the_planted_word_first(minilm):
+def test_minilm_token_attributions_put_the_planted_word_first(minilm, model_state):
     from pellucid.zoo import planted_texts
 
     model, _ = minilm
     texts, labels, planted = planted_texts(6, length=8, seed=123)
     ids = model.encode(texts)
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     expl = pellucid.integrated_gradients(model, ids, layer="encoder.embeddings", steps=16)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     assert expl.values.shape == (*ids.shape, 384)
     assert (expl.target == labels).all()
     # completeness w.r.t. the embedding layer, to the quadrature error of 16 steps

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import pellucid
-from conftest import assert_same_state, snapshot
 from pellucid import features as F
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -17,12 +16,12 @@ def setup(cnn, images):
     return cnn, images, torch.tensor([0, 1, 2, 3, 0, 1])
 
 
-def test_layer_ig_matches_captum_and_is_complete(setup):
+def test_layer_ig_matches_captum_and_is_complete(setup, model_state):
     net, x, t = setup
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     ours = pellucid.integrated_gradients(net, x, target=t, layer="features.2", steps=20,
                                          baseline=0.1)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     theirs = captum_attr.LayerIntegratedGradients(net, net.features[2]).attribute(
         x, baselines=torch.full_like(x, 0.1), target=t, n_steps=20, method="gausslegendre")
     torch.testing.assert_close(ours.values, theirs, atol=1e-5, rtol=0)
@@ -31,11 +30,11 @@ def test_layer_ig_matches_captum_and_is_complete(setup):
 
 
 @pytest.mark.parametrize("layer", ["features.1", "features.3", "classifier.2"])
-def test_conductance_sums_to_ig_total(setup, layer):
+def test_conductance_sums_to_ig_total(setup, layer, model_state):
     net, x, t = setup
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     cond = F.conductance(net, x, layer=layer, target=t, steps=50)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     ig = pellucid.integrated_gradients(net, x, target=t, steps=50)
     totals = cond.values.flatten(1).sum(1)
     torch.testing.assert_close(totals, ig.values.flatten(1).sum(1), atol=1e-2, rtol=0)

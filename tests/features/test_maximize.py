@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_same_state, snapshot
 from pellucid import features as F
 from pellucid.errors import InputError, LayerError
 
@@ -18,9 +17,9 @@ def digits(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_maximize_class_logit_beats_every_real_digit(digits):
+def test_maximize_class_logit_beats_every_real_digit(digits, model_state):
     model, data = digits
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     with torch.no_grad():
         logits = model(data.x_test)
     for cls in (3, 8):
@@ -29,7 +28,7 @@ def test_maximize_class_logit_beats_every_real_digit(digits):
         assert float(vis.values[0]) > best_real
         assert vis.images.min() >= 0 and vis.images.max() <= 1
         assert vis.curve.shape == (256, 1) and vis.curve[-20:].mean() > vis.curve[:20].mean()
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     again = F.maximize(model, F.class_logit(8), shape=(1, 8, 8), seed=0, progress=False)
     assert torch.equal(again.images, vis.images)
 

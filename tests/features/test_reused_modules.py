@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid import features as F
 from pellucid.errors import LayerError
 
@@ -80,11 +79,11 @@ def _by_hand(net: BlockNet, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return z0, a0, z1, z1.clamp_min(0)
 
 
-def test_activations_read_each_call_site_and_stack_a_plain_name(net, x):
-    before = snapshot(net)
+def test_activations_read_each_call_site_and_stack_a_plain_name(net, x, model_state):
+    before = model_state.snapshot(net)
     acts = F.activations(net, x, layers=["layer1.0.relu@1", "layer1.0.relu@0", "layer1.0.relu"],
                          batch_size=3)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     _, a0, _, a1 = _by_hand(net, x)
     assert list(acts) == ["layer1.0.relu@1", "layer1.0.relu@0", "layer1.0.relu"]
     torch.testing.assert_close(acts["layer1.0.relu@0"], a0, rtol=0, atol=1e-6)
@@ -121,12 +120,12 @@ def test_activation_stats_refuses_to_pool_a_reused_module(net, x):
         F.activation_stats(net, x, layers="layer1.0.relu")
 
 
-def test_activation_stats_per_call_site(net, x):
+def test_activation_stats_per_call_site(net, x, model_state):
     z0, _, z1, _ = _by_hand(net, x)
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     named = F.activation_stats(net, x, layers=["layer1.0.relu@0", "layer1.0.relu@1"], batch_size=4)
     everything = F.activation_stats(net, x)  # layers=None: one entry per call site
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     assert list(named.layers) == list(everything.layers) == ["layer1.0.relu@0", "layer1.0.relu@1"]
     for key, z in (("layer1.0.relu@0", z0), ("layer1.0.relu@1", z1)):
         for stats in (named, everything):

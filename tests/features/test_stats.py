@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid import features as F
 
 
@@ -20,13 +19,13 @@ def _dead_net(units: int = 20, dead: int = 7) -> nn.Module:
     return net
 
 
-def test_activation_stats_counts_dead_units_exactly():
+def test_activation_stats_counts_dead_units_exactly(model_state):
     net = _dead_net()
     data = torch.rand(1000, 5, generator=torch.Generator().manual_seed(0))
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     loader = [(data[i:i + 128], None) for i in range(0, 1000, 128)]  # streamed batches
     stats = F.activation_stats(net, loader)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     assert list(stats.layers) == ["1", "3"]
     relu = stats["1"]
     assert relu.dead_fraction == 7 / 20 and relu.dead[:7].all() and not relu.dead[7:].any()

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid import errors
 from pellucid.inspect import Monitor, structure, tensorboard, weights
 from pellucid.zoo import TinyResNet
@@ -19,11 +18,11 @@ def _by_name(s):
     return {r.name: r for r in s.layers}
 
 
-def test_structure_of_the_resnet_lists_shapes_and_the_parameter_total():
+def test_structure_of_the_resnet_lists_shapes_and_the_parameter_total(model_state):
     model = TinyResNet(seed=0).train()
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     s = structure(model, torch.zeros(2, 3, 32, 32))
-    assert_same_state(before, snapshot(model))  # BN statistics untouched, training flag kept
+    model_state.assert_same(before, model_state.snapshot(model))  # BN statistics untouched, training flag kept
     assert s.traced
     assert s.total_params == sum(p.numel() for p in model.parameters()) == 19_994
     assert sum(r.params for r in s.layers) == s.total_params
@@ -156,16 +155,16 @@ def _event_tags(logdir):
     return acc
 
 
-def test_tensorboard_writes_histograms_graph_and_pictures(tmp_path):
+def test_tensorboard_writes_histograms_graph_and_pictures(tmp_path, model_state):
     pytest.importorskip("tensorboard")
     import pellucid
 
     model = TinyResNet(seed=0)
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     expl = pellucid.saliency(model, x, target=0)
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     tensorboard(model, tmp_path, explanations=[expl], inputs=x[:1], step=3)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     acc = _event_tags(tmp_path)
     tags = acc.Tags()
     assert {f"weights/{n}" for n, _ in model.named_parameters()} <= set(tags["histograms"])

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError, LayerError
 from pellucid.probe import nearest_examples
 
@@ -24,9 +23,9 @@ def rows() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("batch_size", [None, 3, 10])
-def test_euclidean_matches_brute_force(mlp, rows, batch_size):
+def test_euclidean_matches_brute_force(mlp, rows, batch_size, model_state):
     q, data = rows
-    before = snapshot(mlp)
+    before = model_state.snapshot(mlp)
     r = nearest_examples(mlp, q, data, layer="1", k=6, batch_size=batch_size)
     with torch.no_grad():
         d = torch.cdist(mlp[:2](q), mlp[:2](data))
@@ -34,7 +33,7 @@ def test_euclidean_matches_brute_force(mlp, rows, batch_size):
     assert torch.equal(r.indices, ref_i)
     assert torch.allclose(r.distances, ref_d, atol=1e-5)
     assert r.labels is None
-    assert_same_state(before, snapshot(mlp))
+    model_state.assert_same(before, model_state.snapshot(mlp))
 
 
 def test_cosine_and_labels_match_brute_force(mlp, rows):
@@ -56,9 +55,9 @@ def test_images_flattened(cnn, images):
     assert torch.allclose(r.distances, torch.zeros(2, 1), atol=1e-4)
 
 
-def test_errors(mlp, rows):
+def test_errors(mlp, rows, model_state):
     q, data = rows
-    before = snapshot(mlp)
+    before = model_state.snapshot(mlp)
     with pytest.raises(LayerError, match="unknown layer 'fc'"):
         nearest_examples(mlp, q, data, layer="fc")
     with pytest.raises(InputError, match="k must be an int from 1 to the data's 37 rows"):
@@ -67,7 +66,7 @@ def test_errors(mlp, rows):
         nearest_examples(mlp, q, data, layer="1", metric="manhattan")
     with pytest.raises(InputError, match=r"labels must have one entry per row of data \(37\)"):
         nearest_examples(mlp, q, data, layer="1", labels=[0, 1])
-    assert_same_state(before, snapshot(mlp))
+    model_state.assert_same(before, model_state.snapshot(mlp))
 
 
 def test_digits_neighbours_share_label():
@@ -82,7 +81,7 @@ def test_digits_neighbours_share_label():
     assert agree > 0.9
 
 
-def test_reused_layer_refused_and_call_sites(rows):
+def test_reused_layer_refused_and_call_sites(rows, model_state):
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
@@ -95,7 +94,7 @@ def test_reused_layer_refused_and_call_sites(rows):
     torch.manual_seed(0)
     net = Twice()
     q, data = rows
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     with pytest.raises(LayerError, match="pick one call site: 'lin@0', 'lin@1'"):
         nearest_examples(net, q, data, layer="lin", k=3)
     for call, rep in ((0, net.lin), (1, lambda v: net.lin(torch.tanh(net.lin(v))))):
@@ -104,7 +103,7 @@ def test_reused_layer_refused_and_call_sites(rows):
             ref_d, ref_i = torch.cdist(rep(q), rep(data)).topk(3, dim=1, largest=False)
         assert torch.equal(r.indices, ref_i) and r.layer == f"lin@{call}"
         assert torch.allclose(r.distances, ref_d, atol=1e-5)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
 
 
 def test_old_keyword_names_warn_and_agree(mlp, rows):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import BaselineError, InputError, LayerError
 from pellucid.probe import ablate, intervene, patch
 
@@ -17,17 +16,17 @@ def _linear(d: int = 5, k: int = 3) -> nn.Linear:
     return nn.Linear(d, k)
 
 
-def test_intervene_linear_effect_by_hand():
+def test_intervene_linear_effect_by_hand(model_state):
     lin = _linear()
     x = torch.randn(20, 5, generator=torch.Generator().manual_seed(1))
-    before = snapshot(lin)
+    before = model_state.snapshot(lin)
     r = intervene(lin, x, do={1: 2.0, 3: -1.0}, target=2, batch_size=7)
     w = lin.weight.detach()[2]
     expected = w[1] * (2.0 - x[:, 1]) + w[3] * (-1.0 - x[:, 3])
     assert torch.allclose(r.effect, expected, atol=1e-5)
     assert r.mean_effect == pytest.approx(float(expected.mean()), abs=1e-5)
     assert torch.equal(r.inputs[:, 1], torch.full((20,), 2.0))
-    assert_same_state(before, snapshot(lin))
+    model_state.assert_same(before, model_state.snapshot(lin))
 
 
 def test_intervene_default_target_is_argmax_at_original_and_tuple_index(cnn, images):
@@ -60,8 +59,8 @@ def convnet() -> ConvNet:
     return ConvNet()
 
 
-def test_ablate_equals_hand_zeroed_model(convnet, images):
-    before = snapshot(convnet)
+def test_ablate_equals_hand_zeroed_model(convnet, images, model_state):
+    before = model_state.snapshot(convnet)
     r = ablate(convnet, images, layer="conv", units=[1, 4], target=0, batch_size=4)
     hand = copy.deepcopy(convnet)
     with torch.no_grad():
@@ -71,7 +70,7 @@ def test_ablate_equals_hand_zeroed_model(convnet, images):
     assert torch.allclose(r.before, convnet(images)[:, 0], atol=1e-6)
     assert torch.allclose(r.effect, r.after - r.before)
     assert r.units.tolist() == [1, 4]
-    assert_same_state(before, snapshot(convnet))
+    model_state.assert_same(before, model_state.snapshot(convnet))
 
 
 def test_ablate_mean_uses_unit_mean(convnet, images):
@@ -82,19 +81,19 @@ def test_ablate_mean_uses_unit_mean(convnet, images):
     assert torch.allclose(r.after, convnet.head(a)[:, 1], atol=1e-5)
 
 
-def test_ablate_errors(convnet, images):
-    before = snapshot(convnet)
+def test_ablate_errors(convnet, images, model_state):
+    before = model_state.snapshot(convnet)
     with pytest.raises(InputError, match="unit 6 is out of range.*6 units"):
         ablate(convnet, images, layer="conv", units=[0, 6])
     with pytest.raises(LayerError, match="unknown layer 'nope'"):
         ablate(convnet, images, layer="nope", units=0)
     with pytest.raises(InputError, match="value must be"):
         ablate(convnet, images, layer="conv", units=0, value="median")
-    assert_same_state(before, snapshot(convnet))
+    model_state.assert_same(before, model_state.snapshot(convnet))
 
 
-def test_patch_all_units_restores_clean_exactly(cnn, images):
-    before = snapshot(cnn)
+def test_patch_all_units_restores_clean_exactly(cnn, images, model_state):
+    before = model_state.snapshot(cnn)
     corrupt = images.flip(0) * 0.5
     r = patch(cnn, images, corrupt, layer="features.2", batch_size=4)
     assert torch.equal(r.patched, r.outputs)
@@ -103,7 +102,7 @@ def test_patch_all_units_restores_clean_exactly(cnn, images):
     # naming every unit is the same as units=None
     r2 = patch(cnn, images, corrupt, layer="features.2", units=range(8))
     assert torch.equal(r2.patched, r2.outputs) and torch.equal(r2.restored, r.restored)
-    assert_same_state(before, snapshot(cnn))
+    model_state.assert_same(before, model_state.snapshot(cnn))
 
 
 def test_patch_some_units_by_hand(convnet, images):
@@ -122,18 +121,18 @@ def test_patch_nan_where_clean_equals_corrupt(convnet, images):
     assert torch.isnan(r.restored).all()
 
 
-def test_patch_errors(convnet, images):
-    before = snapshot(convnet)
+def test_patch_errors(convnet, images, model_state):
+    before = model_state.snapshot(convnet)
     with pytest.raises(BaselineError, match=r"baseline of shape \(3, 1, 8, 8\) does not broadcast"):
         patch(convnet, images, images[:3], layer="conv")
     with pytest.raises(InputError, match="unit 9 is out of range"):
         patch(convnet, images, images, layer="conv", units=9)
     with pytest.raises(LayerError, match="unknown layer"):
         patch(convnet, images, images, layer="conv.x")
-    assert_same_state(before, snapshot(convnet))
+    model_state.assert_same(before, model_state.snapshot(convnet))
 
 
-def test_reused_layer_is_rejected():
+def test_reused_layer_is_rejected(model_state):
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
@@ -147,10 +146,10 @@ def test_reused_layer_is_rejected():
         ablate(net, torch.zeros(2, 3), layer="lin", units=0)
     with pytest.raises(LayerError, match="ran 2 time"):
         patch(net, torch.zeros(2, 3), torch.ones(2, 3), layer="lin")
-    assert snapshot(net)["hooks"] == [0, 0]
+    assert model_state.snapshot(net)["hooks"] == [0, 0]
 
 
-def test_call_sites_of_a_reused_layer():
+def test_call_sites_of_a_reused_layer(model_state):
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
@@ -181,7 +180,7 @@ def test_call_sites_of_a_reused_layer():
         assert torch.allclose(p.patched, p.outputs)
     with pytest.raises(LayerError, match="call site 'lin@2' does not exist"):
         ablate(net, x, layer="lin@2", units=0)
-    assert snapshot(net)["hooks"] == [0, 0]
+    assert model_state.snapshot(net)["hooks"] == [0, 0]
 
 
 def test_patch_baseline_broadcasts_like_a_baseline(convnet, images):

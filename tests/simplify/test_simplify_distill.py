@@ -5,10 +5,8 @@ import copy
 
 import pytest
 import torch
-from _simplify_data import digits
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError, ModelError
 from pellucid.simplify import DistillReport, Simplified, distill
 
@@ -19,16 +17,16 @@ def _student() -> nn.Module:
 
 
 @pytest.mark.slow
-def test_small_student_imitates_the_demo_cnn():
-    teacher, info, d = digits()
+def test_small_student_imitates_the_demo_cnn(model_state, digits):
+    teacher, info, d = digits
     student = _student()
-    t_before, s_before = snapshot(teacher), snapshot(student)
+    t_before, s_before = model_state.snapshot(teacher), model_state.snapshot(student)
     rng = torch.get_rng_state()
     trained, report = distill(teacher, (d.x_train, d.y_train), student=student, epochs=20,
                               test=(d.x_test, d.y_test))
     assert torch.equal(rng, torch.get_rng_state())
-    assert_same_state(t_before, snapshot(teacher))
-    assert_same_state(s_before, snapshot(student))  # a copy was trained
+    model_state.assert_same(t_before, model_state.snapshot(teacher))
+    model_state.assert_same(s_before, model_state.snapshot(student))  # a copy was trained
     assert isinstance(report, DistillReport)
     assert report.student_parameters * 10 <= report.teacher_parameters
     assert report.fidelity >= 0.95, report
@@ -39,8 +37,8 @@ def test_small_student_imitates_the_demo_cnn():
     assert "fidelity" in str(report) and len(report.plot().axes) == 1
 
 
-def test_pure_soft_loss_is_zero_for_a_copy_of_the_teacher():
-    teacher, _, d = digits()
+def test_pure_soft_loss_is_zero_for_a_copy_of_the_teacher(digits):
+    teacher, _, d = digits
     _, report = distill(teacher, d.x_train[:256], student=copy.deepcopy(teacher), alpha=1.0,
                         epochs=1, lr=1e-9)
     assert report.losses[0] == pytest.approx(0.0, abs=1e-6)
@@ -68,8 +66,8 @@ def test_old_batch_size_keyword_warns_and_means_the_minibatch():
     assert old.report.fidelity == new.report.fidelity and new.report.params["train_batch_size"] == 32
 
 
-def test_clear_errors():
-    teacher, _, d = digits()
+def test_clear_errors(digits):
+    teacher, _, d = digits
     wide = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
     with pytest.raises(ModelError, match="output width"):
         distill(teacher, d.x_train[:50], student=wide, epochs=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_same_state, snapshot
 from pellucid.adapters import wrap
 from pellucid.errors import InputError, NotDifferentiableError
 from pellucid.simplify import Importance, global_importance
@@ -18,14 +17,14 @@ def planted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method", ["permutation", "gradient", "shap", "tree"])
-def test_informative_features_rank_first(planted, method):
+def test_informative_features_rank_first(planted, method, model_state):
     model, data, informative = planted
-    before = snapshot(model)
+    before = model_state.snapshot(model)
     # shap costs rows * 2 * permutations * 9 * background_rows model rows: keep it small
     rows = 60 if method == "shap" else 300
     imp = global_importance(model, (data.x, data.y), method=method, trees=30, rows=rows,
                             background_rows=8)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     assert isinstance(imp, Importance) and imp.values.shape == (10,)
     assert set(imp.ranking[:3]) == set(informative), imp
     assert imp.values[informative].min() > 3 * imp.values[3:].max()

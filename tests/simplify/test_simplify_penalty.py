@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError
 from pellucid.simplify import prune, sparsity_penalty, train
 from pellucid.zoo import planted_tabular
@@ -28,14 +27,14 @@ def test_penalty_value_and_gradient_by_hand():
     assert float(sparsity_penalty(net)) == 0.0
 
 
-def test_l1_training_makes_weights_sparse():
+def test_l1_training_makes_weights_sparse(model_state):
     data = planted_tabular(600, seed=3)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     plain, r0 = train(net, (data.x, data.y), epochs=15)
     sparse, r1 = train(net, (data.x, data.y), epochs=15, l1=3e-3)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     small = lambda m: float((m[0].weight.abs() < 1e-2).float().mean())  # noqa: E731
     assert small(sparse) > small(plain) + 0.2
     assert r1.accuracy_after > 0.9 and r0.accuracy_after > 0.9

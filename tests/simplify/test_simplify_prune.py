@@ -5,10 +5,8 @@ import copy
 
 import pytest
 import torch
-from _simplify_data import digits
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError, ModelError
 from pellucid.simplify import PruneReport, Simplified, fine_tune, prune
 from pellucid.zoo import TinyResNet
@@ -27,11 +25,11 @@ def _weights(net: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def test_global_magnitude_removes_exactly_the_smallest_weights():
+def test_global_magnitude_removes_exactly_the_smallest_weights(model_state):
     net = _mlp()
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     pruned, report = prune(net, amount=0.3)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
     all_w = torch.cat([w.detach().flatten() for w in _weights(net)])
     k = round(0.3 * all_w.numel())
     smallest = set(torch.argsort(all_w.abs())[:k].tolist())
@@ -110,14 +108,14 @@ def test_structured_pruning_cuts_batch_norm_alike():
 
 
 @pytest.mark.slow
-def test_demo_cnn_half_pruned_and_fine_tuned_keeps_accuracy():
-    model, info, d = digits()
-    before = snapshot(model)
+def test_demo_cnn_half_pruned_and_fine_tuned_keeps_accuracy(model_state, digits):
+    model, info, d = digits
+    before = model_state.snapshot(model)
     pruned, report = prune(model, amount=0.5, data=(d.x_test, d.y_test))
     assert report.sparsity == pytest.approx(0.5, abs=1e-4)
     assert report.accuracy_before == pytest.approx(info["test_accuracy"])
     tuned, train_report = fine_tune(pruned, (d.x_train, d.y_train), epochs=2)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     with torch.no_grad():
         acc = float((tuned(d.x_test).argmax(1) == d.y_test).float().mean())
     assert acc >= info["test_accuracy"] - 0.02, (acc, info["test_accuracy"])
@@ -128,9 +126,9 @@ def test_demo_cnn_half_pruned_and_fine_tuned_keeps_accuracy():
     assert len(train_report.losses) == 2
 
 
-def test_demo_cnn_structured_quarter_of_channels():
-    model, info, d = digits()
-    before = snapshot(model)
+def test_demo_cnn_structured_quarter_of_channels(model_state, digits):
+    model, info, d = digits
+    before = model_state.snapshot(model)
     for criterion in ("magnitude", "gradient", "attribution"):
         pruned, report = prune(model, amount=0.25, structured=True, criterion=criterion,
                                data=(d.x_test, d.y_test))
@@ -140,11 +138,11 @@ def test_demo_cnn_structured_quarter_of_channels():
         out = pruned(d.x_test)  # runs on the same inputs
         assert out.shape == (len(d.x_test), 10)
         assert report.accuracy_after is not None
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
 
 
-def test_attribution_criterion_on_the_demo_cnn():
-    model, _, d = digits()
+def test_attribution_criterion_on_the_demo_cnn(digits):
+    model, _, d = digits
     pruned, report = prune(model, amount=0.5, criterion="attribution", data=d.x_test[:100])
     assert report.sparsity == pytest.approx(0.5, abs=1e-4)
     assert report.accuracy_before is None and report.agreement > 0.9
@@ -160,17 +158,17 @@ def test_structured_refuses_residual_connections():
     assert pruned(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_model_left_as_found_even_when_training_and_frozen():
+def test_model_left_as_found_even_when_training_and_frozen(model_state):
     net = _mlp()
     net.train()
     net[0].weight.requires_grad_(False)
-    before = snapshot(net)
+    before = model_state.snapshot(net)
     g = torch.Generator().manual_seed(0)
     data = (torch.randn(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g))
     for criterion in ("magnitude", "gradient", "attribution"):
         for structured in (False, True):
             prune(net, amount=0.4, criterion=criterion, structured=structured, data=data)
-    assert_same_state(before, snapshot(net))
+    model_state.assert_same(before, model_state.snapshot(net))
 
 
 @pytest.mark.parametrize("amount", [-0.1, 1.0, 1.5, True, "0.5", None])

@@ -5,21 +5,19 @@ import warnings
 
 import pytest
 import torch
-from _simplify_data import breast_cancer, digits
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError
 from pellucid.simplify import QuantizeReport, quantize
 
 
-def test_dynamic_int8_breast_cancer_mlp():
-    b = breast_cancer()
-    before = snapshot(b.model)
+def test_dynamic_int8_breast_cancer_mlp(model_state, breast_cancer):
+    b = breast_cancer
+    before = model_state.snapshot(b.model)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch's deprecation notices are silenced inside
         q, report = quantize(b.model, data=(b.x_test, b.y_test))
-    assert_same_state(before, snapshot(b.model))
+    model_state.assert_same(before, model_state.snapshot(b.model))
     assert isinstance(report, QuantizeReport) and report.mode == "dynamic"
     assert report.layers == ["0", "2", "4"]
     assert report.weight_bytes_before == 4 * (30 * 32 + 32 * 32 + 32 * 2)
@@ -33,11 +31,11 @@ def test_dynamic_int8_breast_cancer_mlp():
     assert isinstance(b.model[0], nn.Linear)
 
 
-def test_static_int8_demo_cnn_with_calibration_data():
-    model, info, d = digits()
-    before = snapshot(model)
+def test_static_int8_demo_cnn_with_calibration_data(model_state, digits):
+    model, info, d = digits
+    before = model_state.snapshot(model)
     q, report = quantize(model, data=(d.x_test, d.y_test), calibration_rows=256)
-    assert_same_state(before, snapshot(model))
+    model_state.assert_same(before, model_state.snapshot(model))
     assert report.mode == "static" and len(report.layers) == 4  # two convs, two linears
     assert report.compression >= 3.0 and report.size_after < report.size_before / 2
     assert report.agreement >= 0.97

@@ -4,10 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _simplify_data import breast_cancer, digits
 from torch import nn
 
-from conftest import assert_same_state, snapshot
 from pellucid.errors import InputError
 from pellucid.simplify import Rules, SurrogateTree, rules, surrogate_tree
 
@@ -25,12 +23,12 @@ def _by_hand(rule_dicts, x: np.ndarray, names: list[str]) -> np.ndarray:
     return out
 
 
-def test_depth4_tree_of_breast_cancer_mlp_and_its_rules():
-    b = breast_cancer()
-    before = snapshot(b.model)
+def test_depth4_tree_of_breast_cancer_mlp_and_its_rules(model_state, breast_cancer):
+    b = breast_cancer
+    before = model_state.snapshot(b.model)
     s = surrogate_tree(b.model, (b.x_train, b.y_train), max_depth=4, test=(b.x_test, b.y_test),
                        feature_names=b.feature_names, class_names=b.class_names)
-    assert_same_state(before, snapshot(b.model))
+    model_state.assert_same(before, model_state.snapshot(b.model))
     assert isinstance(s, SurrogateTree) and s.depth <= 4
     assert s.fidelity >= 0.90, s
     with torch.no_grad():
@@ -62,8 +60,8 @@ def test_depth4_tree_of_breast_cancer_mlp_and_its_rules():
     assert "|---" in str(s)
 
 
-def test_rules_measured_on_new_data_need_the_model():
-    b = breast_cancer()
+def test_rules_measured_on_new_data_need_the_model(breast_cancer):
+    b = breast_cancer
     s = surrogate_tree(b.model, b.x_train, max_depth=2)
     with pytest.raises(InputError, match="model="):
         rules(s, b.x_test)
@@ -71,8 +69,8 @@ def test_rules_measured_on_new_data_need_the_model():
     assert sum(rule.rows for rule in r) == len(b.x_test)
 
 
-def test_image_rows_are_flattened():
-    model, _, d = digits()
+def test_image_rows_are_flattened(digits):
+    model, _, d = digits
     s = surrogate_tree(model, d.x_train, max_depth=3, test=d.x_test)
     assert len(s.feature_names) == 64 and s.depth <= 3 and 0 < s.fidelity <= 1
     assert rules(s).predict(d.x_test).shape == (len(d.x_test),)

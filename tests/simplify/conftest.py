@@ -1,23 +1,23 @@
-"""Models and data shared by the tests of pellucid.simplify (each built once per session)."""
+"""Models and data shared by the tests of pellucid.simplify, each built once per session."""
 from __future__ import annotations
 
-import functools
 import types
 
+import pytest
 import torch
 from torch import nn
 
 
-@functools.cache
+@pytest.fixture(scope="session")
 def digits():
-    """The demo CNN (cached, ~0.989 test accuracy) and the digits split."""
+    """``(model, info, data)``: the demo CNN (cached, ~0.989 test accuracy) and the digits split."""
     from pellucid.zoo import digits_cnn, load_digits
 
     model, info = digits_cnn()
     return model, info, load_digits()
 
 
-@functools.cache
+@pytest.fixture(scope="session")
 def breast_cancer():
     """A small MLP (30-32-32-2) trained on sklearn's breast-cancer data, standardised.
 
@@ -34,8 +34,7 @@ def breast_cancer():
     xtr, xte, ytr, yte = train_test_split(bunch.data, bunch.target, test_size=0.25, random_state=0,
                                           stratify=bunch.target)
     scaler = StandardScaler().fit(xtr)
-    f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    xtr, xte = f32(scaler.transform(xtr)), f32(scaler.transform(xte))
+    xtr, xte = (torch.tensor(scaler.transform(a), dtype=torch.float32) for a in (xtr, xte))
     ytr, yte = torch.tensor(ytr), torch.tensor(yte)
     g = torch.Generator().manual_seed(0)
     net = nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
