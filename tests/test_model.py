@@ -152,4 +152,4 @@ def test_forward_only_work_uses_larger_chunks_for_small_rows():
     assert default_forward_rows((3, 32, 32)) == default_batch_size((3, 32, 32)) == 85  # images: as before
     m = pellucid.wrap(torch.nn.Linear(20, 2))
     assert m.batch_rows((20,), forward_only=True) == 6553 and m.batch_rows((20,)) == 512
-    assert m.batch_rows((20,), 7, forward_only=True) == 7  # an explicit batch size wins
+    assert m.batch_rows((20,), forward_only=True, batch_size=7) == 7  # an explicit batch size wins

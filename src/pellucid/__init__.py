@@ -6,6 +6,7 @@ Every method is a function ``method(model, inputs, *, target=None, ...)`` return
 from ._version import __version__
 from .adapters import wrap
 from .attribution import (
+    conductance,
     deeplift,
     exact_shapley,
     grad_cam,
@@ -48,6 +49,7 @@ __all__ = [
     "saliency",
     "gradient_x_input",
     "integrated_gradients",
+    "conductance",
     "lrp",
     "deeplift",
     "guided_backprop",

@@ -249,9 +249,9 @@ ADAPTERS: list[Callable[[Any], Model | None]] = [_file_adapter, _sklearn_adapter
 def wrap(
     obj: Any,
     *,
-    batch_size: int | None = None,
     device: torch.device | str | None = None,
     eval_mode: bool = True,
+    batch_size: int | None = None,
 ) -> Model:
     """Turn a model into a :class:`Model`.
 

@@ -170,8 +170,8 @@ class Model:
                 )
         return x
 
-    def batch_rows(self, row_shape: Sequence[int], batch_size: int | None = None, *,
-                   forward_only: bool = False) -> int:
+    def batch_rows(self, row_shape: Sequence[int], *, forward_only: bool = False,
+                   batch_size: int | None = None) -> int:
         """The chunk size to use: the call's ``batch_size``, the model's, or the default
         (:func:`default_forward_rows` for ``forward_only`` work, else :func:`default_batch_size`)."""
         default = default_forward_rows if forward_only else default_batch_size
@@ -203,21 +203,21 @@ class Model:
         self, x: torch.Tensor, *, batch_size: int | None = None, progress: bool | None = None
     ) -> torch.Tensor:
         """All outputs ``(n, k)`` without gradients, in chunks of at most ``batch_size`` rows."""
-        size = self.batch_rows(x.shape[1:], batch_size, forward_only=True)
+        size = self.batch_rows(x.shape[1:], forward_only=True, batch_size=batch_size)
         with torch.no_grad():
             parts = [self.forward(x[rows]) for rows in _chunks(len(x), size, progress=progress, desc="forward")]
         return torch.cat(parts)
 
     def chunks(
-        self, n: int, row_shape: Sequence[int], *, target: Any = None, batch_size: int | None,
-        progress: bool | None, desc: str, forward_only: bool = False,
+        self, n: int, row_shape: Sequence[int], *, target: Any = None, desc: str,
+        forward_only: bool = False, batch_size: int | None, progress: bool | None,
     ) -> Iterator[Chunk]:
         """:class:`Chunk` ``(rows, target)`` covering ``range(n)``: ``rows`` a slice of at most the
         batch size, ``target`` that slice of a per-row target (an ``int`` or ``None`` as given).
 
         A progress bar appears on runs longer than two seconds (``progress``).
         """
-        size = self.batch_rows(row_shape, batch_size, forward_only=forward_only)
+        size = self.batch_rows(row_shape, forward_only=forward_only, batch_size=batch_size)
         per_row = normalize_target(target, n) if target is not None else None
         for rows in _chunks(n, size, progress=progress, desc=desc):
             yield Chunk(rows, per_row[rows] if isinstance(per_row, torch.Tensor) else per_row)
@@ -260,8 +260,8 @@ class Model:
         return grad.detach(), selected.detach(), t
 
     def gradients(
-        self, x: torch.Tensor, target: Any, *, batch_size: int | None = None,
-        progress: bool | None = None, desc: str = "gradients",
+        self, x: torch.Tensor, target: Any, *, desc: str = "gradients", batch_size: int | None = None,
+        progress: bool | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`target_gradient` over all rows in chunks: ``(gradients, outputs, target)``."""
         grads, outs, targets = [], [], []

@@ -94,7 +94,7 @@ def expected_output(m: Model, fill: torch.Tensor, weights: torch.Tensor, row_sha
                     *, batch_size: int | None) -> torch.Tensor:
     """``sum_b w_b f_t(background_b)`` for every row's target: ``(n,)`` in float64."""
     out = m.outputs(fill.reshape(len(fill), *row_shape), progress=False,
-                    batch_size=m.batch_rows(row_shape, batch_size, forward_only=True))
+                    batch_size=m.batch_rows(row_shape, forward_only=True, batch_size=batch_size))
     mean = (weights[:, None] * out.double()).sum(0)  # (k,)
     return mean[target]
 
@@ -130,7 +130,7 @@ def coalition_values(
             member = member.gather(1, gmap.expand(len(i), -1) if shared_map else gmap[i])
         return member
 
-    size = m.batch_rows(row, batch_size, forward_only=True)
+    size = m.batch_rows(row, forward_only=True, batch_size=batch_size)
     if nb <= size:
         # Whole (row, coalition) blocks of B background rows per chunk: one broadcast where()
         # builds the chunk, and the background average is a matrix-vector product.

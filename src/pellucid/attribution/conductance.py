@@ -27,6 +27,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 
+from .._deprecation import renamed
 from .._hooks import layer_key, replacing
 from ..adapters import gradient_model
 from ..errors import InputError, LayerError, NotDifferentiableError
@@ -110,7 +111,8 @@ def _chunk(m: Any, name: str, points: torch.Tensor, direction: torch.Tensor,
         return (grad * tangents[0]).detach()
 
 
-def top_units(expl: Explanation, k: int = 10, *, per: str = "channel", absolute: bool = False
+@renamed(expl="explanation")
+def top_units(explanation: Explanation, k: int = 10, *, per: str = "channel", absolute: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` units with the largest conductance, averaged over the explanation's rows.
 
@@ -119,7 +121,7 @@ def top_units(expl: Explanation, k: int = 10, *, per: str = "channel", absolute:
     output and returns multi-indices ``(k, ndim)``. ``absolute`` ranks by magnitude (units that
     push against the prediction count too). Returns ``(indices, scores)``.
     """
-    v = expl.values.detach().mean(0)
+    v = explanation.values.detach().mean(0)
     if per == "channel":
         scores = v.reshape(v.shape[0], -1).sum(1) if v.dim() > 1 else v
     elif per == "unit":

@@ -117,7 +117,7 @@ def removal_curves(
     meta = {
         "steps": k_steps, "units": units, **base_meta, "order": order, "output": used,
         "fractions": (cutoffs.double() / units).tolist(), "forward_rows": n * points,
-        "batch_size": m.batch_rows(x.shape[1:], batch_size),
+        "batch_size": m.batch_rows(x.shape[1:], batch_size=batch_size),
     }
     if region is not None:
         meta["region"] = list(region) if not isinstance(region, int) else [region, region]

@@ -176,7 +176,7 @@ def token_strip(
 ) -> Figure:
     """Tokens in a row, each boxed in a colour for its value (red up, blue down, white zero).
 
-    ``values`` has one number per token (e.g. ``expl.values[i].sum(-1)`` of IG through the
+    ``values`` has one number per token (e.g. ``explanation.values[i].sum(-1)`` of IG through the
     embedding layer, or a rollout row); extra values (padding) are ignored. Drawn by
     :func:`pellucid.plot.text.draw_tokens`, as :func:`pellucid.plot.text` draws explanations.
     """

@@ -14,6 +14,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from .._deprecation import renamed
 from ..errors import PellucidError
 from ._colors import CMAPS, check_sign, limits, normalize_image, signed_part
 
@@ -63,7 +64,7 @@ def heatmap(values: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def draw(
     ax: Axes,
-    expl: Any,
+    explanation: Any,
     index: int,
     *,
     sign: str = "all",
@@ -72,18 +73,18 @@ def draw(
     title: str | None = None,
     show_input: bool = True,
 ) -> ScalarMappable:
-    """Draw row ``index`` of ``expl`` into ``ax``; returns the heatmap's mappable (for a colorbar).
+    """Draw row ``index`` of ``explanation`` into ``ax``; returns the heatmap's mappable (for a colorbar).
 
     The heatmap is stretched over the input's extent, so a CAM at the layer's own (coarser)
     resolution still lines up with the pixels it covers. It is the last image in ``ax.images``;
     its colour limits (``get_clim()``) are those of the returned mappable.
     """
     check_sign(sign)
-    x = _row(expl.inputs, index)
+    x = _row(explanation.inputs, index)
     picture, rgb = input_picture(x)
     h, w = picture.shape[:2]
     extent = (-0.5, w - 0.5, h - 0.5, -0.5)
-    heat = signed_part(heatmap(_row(expl.values, index), x), sign)
+    heat = signed_part(heatmap(_row(explanation.values, index), x), sign)
     vmin, vmax = limits(heat, sign, clip)
     opacity = 1.0
     if show_input:
@@ -104,9 +105,9 @@ def draw(
     return mappable
 
 
-def default_title(expl: Any, index: int) -> str:
+def default_title(explanation: Any, index: int) -> str:
     """``"<method> · target <t>"`` for row ``index``."""
-    return f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
+    return f"{explanation.method or 'attribution'} · target {int(explanation.target[index])}"
 
 
 def relative_colorbar(fig: Figure, axes: Any, sign: str, **kwargs: Any) -> Any:
@@ -121,8 +122,9 @@ def relative_colorbar(fig: Figure, axes: Any, sign: str, **kwargs: Any) -> Any:
     return bar
 
 
+@renamed(expl="explanation")
 def image(
-    expl: Any,
+    explanation: Any,
     index: int = 0,
     *,
     sign: str = "all",
@@ -134,7 +136,7 @@ def image(
 ) -> Figure:
     """Draw one image attribution over its input; returns the matplotlib ``Figure``.
 
-    The input (row ``index`` of ``expl.inputs``) is drawn in grey — its first channel — or in
+    The input (row ``index`` of ``explanation.inputs``) is drawn in grey — its first channel — or in
     colour when it has three channels, scaled to [0, 1]. The attribution map goes on top, each
     pixel as opaque as its value is strong (up to ``alpha``), so the input shows through where
     the attribution is near zero. Attributions with several channels are summed over the channel axis; a
@@ -158,30 +160,31 @@ def image(
     >>> import torch, pellucid
     >>> from pellucid import plot
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
-    >>> expl = pellucid.saliency(net, torch.rand(2, 1, 8, 8), abs=False)
-    >>> fig = plot.image(expl, 1)
+    >>> explanation = pellucid.saliency(net, torch.rand(2, 1, 8, 8), abs=False)
+    >>> fig = plot.image(explanation, 1)
     >>> len(fig.axes)  # the picture and its colorbar
     2
     """
-    if expl.kind != "image":
+    if explanation.kind != "image":
         raise PellucidError(
-            f"plot.image draws image explanations; this one has kind {expl.kind!r} and inputs "
-            f"shaped {tuple(expl.inputs.shape)}"
+            f"plot.image draws image explanations; this one has kind {explanation.kind!r} and inputs "
+            f"shaped {tuple(explanation.inputs.shape)}"
         )
     if ax is None:
         fig = Figure(figsize=(4.2 if colorbar else 3.6, 3.6), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    mappable = draw(ax, expl, index, sign=sign, clip=clip, alpha=alpha,
-                    title=default_title(expl, index) if title is None else title)
+    mappable = draw(ax, explanation, index, sign=sign, clip=clip, alpha=alpha,
+                    title=default_title(explanation, index) if title is None else title)
     if colorbar:
         fig.colorbar(mappable, ax=ax, shrink=0.85)
     return fig
 
 
+@renamed(expl="explanation")
 def images(
-    expl: Any,
+    explanation: Any,
     indices: Sequence[int] | None = None,
     *,
     sign: str = "all",
@@ -208,7 +211,7 @@ def images(
         colorbar: add the shared relative colorbar (default True).
     """
     check_sign(sign)
-    indices = list(range(len(expl))) if indices is None else [int(i) for i in indices]
+    indices = list(range(len(explanation))) if indices is None else [int(i) for i in indices]
     if not indices:
         raise PellucidError("plot.images needs at least one row to draw")
     if labels is not None and len(labels) != len(indices):
@@ -219,13 +222,13 @@ def images(
                           cell_size * nrows + 0.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for k, (ax, i) in enumerate(zip(axes, indices)):
-        label = labels[k] if labels is not None else f"target {int(expl.target[i])}"
-        draw(ax, expl, i, sign=sign, clip=clip, alpha=alpha, title=label)
+        label = labels[k] if labels is not None else f"target {int(explanation.target[i])}"
+        draw(ax, explanation, i, sign=sign, clip=clip, alpha=alpha, title=label)
     for ax in axes[len(indices):]:
         ax.remove()
     if colorbar:
         relative_colorbar(fig, list(axes[: len(indices)]), sign, shrink=0.85)
-    heading = (expl.method or "attribution") if title is None else title
+    heading = (explanation.method or "attribution") if title is None else title
     if heading:
         fig.suptitle(heading, fontsize="large")
     return fig

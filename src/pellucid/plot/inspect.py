@@ -46,13 +46,13 @@ def monitor_strip(monitor: Any, method: str | None = None, *, rows: int = 4) -> 
     n = min(rows, len(monitor.inputs))
     fig = Figure(figsize=(1.6 * len(by_step) + 0.5, 1.6 * n + 0.5), layout="constrained")
     axes = fig.subplots(n, len(by_step), squeeze=False)
-    for j, (step, expl) in enumerate(by_step.items()):
+    for j, (step, explanation) in enumerate(by_step.items()):
         for i in range(n):
             title = f"step {step}" if i == 0 else None
-            if expl.kind == "image":
-                draw(axes[i, j], expl, i, title=title)
+            if explanation.kind == "image":
+                draw(axes[i, j], explanation, i, title=title)
             else:
-                draw_bars(axes[i, j], expl, i, top=8, title=title)
+                draw_bars(axes[i, j], explanation, i, top=8, title=title)
     fig.suptitle(f"{method} over training", fontsize=10)
     return fig
 

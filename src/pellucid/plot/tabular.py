@@ -8,6 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._common import check_positive_int
+from .._deprecation import renamed
 from ..errors import PellucidError
 
 __all__ = ["bars"]
@@ -16,20 +17,20 @@ __all__ = ["bars"]
 POSITIVE, NEGATIVE, REST = "#d6604d", "#4393c3", "#bdbdbd"
 
 
-def draw_bars(ax: Axes, expl: Any, index: int, *, top: int = 20, title: str | None = None) -> None:
+def draw_bars(ax: Axes, explanation: Any, index: int, *, top: int = 20, title: str | None = None) -> None:
     """Draw the bars of row ``index`` into ``ax`` (see :func:`bars`)."""
     top = check_positive_int(top, "top")
-    values = expl.values[index].detach().cpu().double().numpy()
+    values = explanation.values[index].detach().cpu().double().numpy()
     if values.ndim != 1:
         raise PellucidError(
             f"plot.bars needs one value per feature (values shaped (n, features)); got a row "
             f"shaped {values.shape}"
         )
     n = values.shape[0]
-    names = list(expl.feature_names) if expl.feature_names is not None else [f"x{j}" for j in range(n)]
+    names = list(explanation.feature_names) if explanation.feature_names is not None else [f"x{j}" for j in range(n)]
     if len(names) != n:
         raise PellucidError(f"{len(names)} feature_names for {n} features")
-    x = expl.inputs[index].detach().cpu().numpy() if expl.inputs is not None else None
+    x = explanation.inputs[index].detach().cpu().numpy() if explanation.inputs is not None else None
     if x is not None and x.shape == values.shape:
         names = [f"{name} = {v:.3g}" for name, v in zip(names, x)]
     order = np.argsort(-np.abs(values), kind="stable")[:top]
@@ -53,8 +54,9 @@ def draw_bars(ax: Axes, expl: Any, index: int, *, top: int = 20, title: str | No
         ax.set_title(title)
 
 
+@renamed(expl="explanation")
 def bars(
-    expl: Any,
+    explanation: Any,
     index: int = 0,
     *,
     top: int = 20,
@@ -64,7 +66,7 @@ def bars(
     """Horizontal bars of one tabular attribution, sorted by ``|value|``; returns the ``Figure``.
 
     Positive values are red and negative blue (as in :func:`pellucid.plot.image`). Features are
-    labelled by ``expl.feature_names`` (``x0, x1, …`` when absent) with the row's input value;
+    labelled by ``explanation.feature_names`` (``x0, x1, …`` when absent) with the row's input value;
     beyond the ``top`` largest, the rest are summed into one grey bar.
 
     Options:
@@ -75,17 +77,17 @@ def bars(
 
     >>> import torch, pellucid
     >>> from pellucid import plot
-    >>> expl = pellucid.gradient_x_input(torch.nn.Linear(5, 2), torch.rand(3, 5))
-    >>> len(plot.bars(expl, top=3).axes)
+    >>> explanation = pellucid.gradient_x_input(torch.nn.Linear(5, 2), torch.rand(3, 5))
+    >>> len(plot.bars(explanation, top=3).axes)
     1
     """
     if ax is None:
-        shown = min(top, expl.values.shape[-1]) + (expl.values.shape[-1] > top)
+        shown = min(top, explanation.values.shape[-1]) + (explanation.values.shape[-1] > top)
         fig = Figure(figsize=(6.0, 0.32 * shown + 1.2), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
     if title is None:
-        title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
-    draw_bars(ax, expl, index, top=top, title=title)
+        title = f"{explanation.method or 'attribution'} · target {int(explanation.target[index])}"
+    draw_bars(ax, explanation, index, top=top, title=title)
     return fig

@@ -3,7 +3,7 @@
 One value per token (values shaped (tokens,) per row, or (tokens, embedding) summed over the
 embedding, as integrated gradients through an embedding layer gives). The colour map is the
 diverging RdBu_r centred on zero, scaled to the row's largest |value|, as for image overlays.
-Tokens come from ``expl.feature_names`` (``t0, t1, …`` otherwise); WordPiece continuations
+Tokens come from ``explanation.feature_names`` (``t0, t1, …`` otherwise); WordPiece continuations
 (``##ing``) join the previous token without a space. :func:`text_html` gives the same as HTML
 spans for the report.
 """
@@ -19,6 +19,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_hex
 from matplotlib.figure import Figure
 
+from .._deprecation import renamed
 from ..errors import PellucidError
 from ._colors import CMAPS, check_sign, limits, signed_part
 
@@ -27,13 +28,14 @@ __all__ = ["text", "text_html", "token_values", "draw_tokens"]
 _CHAR_IN = 0.6 * 9 / 72  # advance of one monospace character at 9 pt, in inches
 
 
-def token_values(expl: Any, index: int = 0) -> tuple[list[str], np.ndarray]:
+def token_values(explanation: Any, index: int = 0) -> tuple[list[str], np.ndarray]:
     """``(tokens, values)`` for row ``index``: one value per token (trailing dims summed)."""
-    v = expl.values[index].detach().cpu().double().numpy()
+    v = explanation.values[index].detach().cpu().double().numpy()
     if v.ndim == 0:
         raise PellucidError("a text explanation needs one value per token; got a scalar row")
     v = v.reshape(v.shape[0], -1).sum(axis=1)
-    names = list(expl.feature_names) if expl.feature_names is not None else [f"t{j}" for j in range(v.size)]
+    names = (list(explanation.feature_names) if explanation.feature_names is not None
+             else [f"t{j}" for j in range(v.size)])
     if len(names) != v.size:
         raise PellucidError(f"{len(names)} tokens in feature_names for {v.size} values per row")
     return [str(n) for n in names], v
@@ -112,8 +114,9 @@ def draw_tokens(
     return fig
 
 
+@renamed(expl="explanation")
 def text(
-    expl: Any, index: int = 0, *, width: int = 80, skip: tuple[str, ...] = ("[PAD]",),
+    explanation: Any, index: int = 0, *, width: int = 80, skip: tuple[str, ...] = ("[PAD]",),
     sign: str = "all", clip: float = 100.0, title: str | None = None,
 ) -> Figure:
     """The row's tokens on coloured backgrounds, wrapped at ``width`` characters; returns the Figure.
@@ -125,15 +128,16 @@ def text(
     >>> len(plot.text(e).axes)
     2
     """
-    tokens, values = token_values(expl, index)
+    tokens, values = token_values(explanation, index)
     if title is None:
-        title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
+        title = f"{explanation.method or 'attribution'} · target {int(explanation.target[index])}"
     return draw_tokens(tokens, values, width=width, skip=skip, sign=sign, clip=clip, title=title)
 
 
-def text_html(expl: Any, index: int = 0, *, skip: tuple[str, ...] = ("[PAD]",)) -> str:
+@renamed(expl="explanation")
+def text_html(explanation: Any, index: int = 0, *, skip: tuple[str, ...] = ("[PAD]",)) -> str:
     """The row as HTML: one ``<span>`` per token, background coloured, value in the tooltip."""
-    tokens, values = token_values(expl, index)
+    tokens, values = token_values(explanation, index)
     colours = _colours(values)[0]
     out = []
     for j, shown, glued in _pieces(tokens, skip):

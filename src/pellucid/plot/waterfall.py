@@ -1,6 +1,6 @@
 """Waterfall plot of one additive explanation, as shap users know it.
 
-It starts at the baseline output ``E[f]`` (``expl.baseline_outputs``: the output at the baseline,
+It starts at the baseline output ``E[f]`` (``explanation.baseline_outputs``: the output at the baseline,
 or its expectation over a background) and adds one feature's value at a time, largest |value|
 nearest the top, until it reaches the explained output ``f(x)``. Features beyond ``top`` are
 summed into one grey step. When the values do not sum exactly to ``f(x) − E[f]`` (an
@@ -16,41 +16,43 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._common import check_positive_int
+from .._deprecation import renamed
 from ..errors import PellucidError
 from .tabular import NEGATIVE, POSITIVE, REST
 
 __all__ = ["waterfall"]
 
 
+@renamed(expl="explanation")
 def waterfall(
-    expl: Any, index: int = 0, *, top: int = 10, ax: Axes | None = None, title: str | None = None,
+    explanation: Any, index: int = 0, *, top: int = 10, ax: Axes | None = None, title: str | None = None,
 ) -> Figure:
     """Waterfall from ``E[f]`` to ``f(x)`` for row ``index``; returns the ``Figure``.
 
     Needs an additive explanation (one with ``baseline_outputs``: integrated gradients, the
     Shapley methods, DeepLIFT). Values of any shape are flattened to features; names come from
-    ``expl.feature_names`` (``x0, x1, …`` otherwise) with the input value.
+    ``explanation.feature_names`` (``x0, x1, …`` otherwise) with the input value.
 
     >>> import torch, pellucid
     >>> from pellucid import plot
-    >>> expl = pellucid.integrated_gradients(torch.nn.Linear(4, 2), torch.rand(1, 4), target=0)
-    >>> len(plot.waterfall(expl).axes)
+    >>> explanation = pellucid.integrated_gradients(torch.nn.Linear(4, 2), torch.rand(1, 4), target=0)
+    >>> len(plot.waterfall(explanation).axes)
     1
     """
-    if expl.baseline_outputs is None:
+    if explanation.baseline_outputs is None:
         raise PellucidError(
             f"a waterfall needs an additive explanation with baseline_outputs (E[f]); "
-            f"{expl.method or 'this explanation'} has none. Use integrated_gradients, deeplift or a "
+            f"{explanation.method or 'this explanation'} has none. Use integrated_gradients, deeplift or a "
             "Shapley method, or plot.bars for any attribution."
         )
     top = check_positive_int(top, "top")
-    values = expl.values[index].detach().cpu().double().numpy().ravel()
-    start = float(expl.baseline_outputs[index])
-    end = float(expl.outputs[index])
-    names = list(expl.feature_names) if expl.feature_names is not None else []
+    values = explanation.values[index].detach().cpu().double().numpy().ravel()
+    start = float(explanation.baseline_outputs[index])
+    end = float(explanation.outputs[index])
+    names = list(explanation.feature_names) if explanation.feature_names is not None else []
     if len(names) != values.size:
         names = [f"x{j}" for j in range(values.size)]
-    x = expl.inputs[index].detach().cpu().numpy().ravel() if expl.inputs is not None else None
+    x = explanation.inputs[index].detach().cpu().numpy().ravel() if explanation.inputs is not None else None
     if x is not None and x.size == values.size:
         names = [f"{n} = {v:.3g}" for n, v in zip(names, x)]
     order = np.argsort(-np.abs(values), kind="stable")[:top]
@@ -86,7 +88,7 @@ def waterfall(
     ax.use_sticky_edges = False  # barh pins its left edges, which would cut the labels off
     ax.margins(x=0.12, y=0.04)
     if title is None:
-        title = f"{expl.method or 'attribution'} · target {int(expl.target[index])}"
+        title = f"{explanation.method or 'attribution'} · target {int(explanation.target[index])}"
     if title:
         ax.set_title(title)
     return fig

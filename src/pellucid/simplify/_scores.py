@@ -74,7 +74,7 @@ def weight_scores(module: nn.Module, names: list[str], criterion: str, x: torch.
 
     per_row = vmap(grad(explained), in_dims=(None, 0, 0))
     scores = {k: torch.zeros_like(params[k]) for k in names}
-    size = min(model.batch_rows(x.shape[1:], batch_size), 64)  # per-example grads: rows x params
+    size = min(model.batch_rows(x.shape[1:], batch_size=batch_size), 64)  # per-example grads: rows x params
     with torch.no_grad():
         targets = select_target(model.outputs(x, batch_size=batch_size, progress=False), None)
     for rows, t in model.chunks(len(x), x.shape[1:], target=targets, batch_size=size,

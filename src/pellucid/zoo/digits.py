@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,13 +140,36 @@ def _save_atomic(state: dict, path: Path) -> None:
         raise
 
 
+def cached_or_trained(
+    path: Path, build: Callable[[], nn.Module], train: Callable[[nn.Module], None], *,
+    pretrained: bool, seed: int,
+) -> tuple[nn.Module, bool, float]:
+    """``(model, cached, train seconds)``: ``build()`` under torch seed ``seed`` (the global RNG
+    restored after), its weights read from ``path`` when ``pretrained`` and present, else
+    ``train(model)`` and the weights written there atomically (random weights without
+    ``pretrained``). The model comes back in eval mode."""
+    cached, train_seconds = False, 0.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build()
+        if pretrained and path.is_file():
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            cached = True
+        elif pretrained:
+            start = time.perf_counter()
+            train(model)
+            train_seconds = time.perf_counter() - start
+            _save_atomic(model.state_dict(), path)
+    return model.eval(), cached, train_seconds
+
+
 def digits_cnn(
     *,
     pretrained: bool = True,
     cache_dir: str | os.PathLike | None = None,
-    seed: int = 0,
     epochs: int = 30,
     verbose: bool = False,
+    seed: int = 0,
 ) -> tuple[DigitsCNN, dict]:
     """A `DigitsCNN` in eval mode, trained on `load_digits()` (about 98% test accuracy).
 
@@ -167,19 +191,9 @@ def digits_cnn(
     """
     data = load_digits(seed=0)
     path = _cache_dir(cache_dir) / f"digits_cnn-{_VERSION}-seed{seed}-e{epochs}.pt"
-    cached, train_seconds = False, 0.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DigitsCNN()
-        if pretrained and path.is_file():
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            cached = True
-        elif pretrained:
-            start = time.perf_counter()
-            _train(model, data, seed=seed, epochs=epochs, verbose=verbose)
-            train_seconds = time.perf_counter() - start
-            _save_atomic(model.state_dict(), path)
-    model.eval()
+    model, cached, train_seconds = cached_or_trained(
+        path, DigitsCNN, lambda m: _train(m, data, seed=seed, epochs=epochs, verbose=verbose),
+        pretrained=pretrained, seed=seed)
     info = {
         "test_accuracy": _accuracy(model, data.x_test, data.y_test),
         "cached": cached,

@@ -71,7 +71,7 @@ def _pooled(model: MiniLMClassifier, ids: torch.Tensor) -> torch.Tensor:
 
 
 def minilm_sentiment(
-    *, cache_dir: str | os.PathLike | None = None, seed: int = 0, train_size: int = 400,
+    *, cache_dir: str | os.PathLike | None = None, train_size: int = 400, seed: int = 0,
 ) -> tuple[MiniLMClassifier, dict]:
     """The frozen MiniLM-L6 encoder with a linear sentiment head, in eval mode.
 

@@ -17,7 +17,6 @@ et al. 2020 ("Debugging Tests for Model Explanations").
 from __future__ import annotations
 
 import os
-import time
 import types
 from collections.abc import Callable
 from typing import NamedTuple
@@ -25,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .digits import _accuracy, _cache_dir, _save_atomic, _train
+from .digits import _accuracy, _cache_dir, _train, cached_or_trained
 
 __all__ = [
     "PlantedImages", "PlantedTabular", "PlantedText", "planted_patches", "planted_tabular",
@@ -278,29 +277,21 @@ def _trained(
     ``data(seed + 10_000)`` (an independent draw).
     """
     path = _cache_dir(cache_dir) / f"{name}-{_VERSION}-seed{seed}-e{epochs}.pt"
-    cached, train_seconds = False, 0.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build()
-        if pretrained and path.is_file():
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            cached = True
-        elif pretrained:
-            x, y = data(seed)
-            start = time.perf_counter()
-            # One intra-op thread: on batches of 64 rows of these tiny models more threads cost
-            # more in synchronisation than they save, and on a busy machine they spin (measured
-            # 4.7 s with one thread against 44 s with two on a loaded 2-core box).
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                _train(model, types.SimpleNamespace(x_train=x, y_train=y), seed=seed,
-                       epochs=epochs, verbose=verbose)
-            finally:
-                torch.set_num_threads(threads)
-            train_seconds = time.perf_counter() - start
-            _save_atomic(model.state_dict(), path)
-    model.eval()
+
+    def train(model: nn.Module) -> None:
+        x, y = data(seed)
+        # One intra-op thread: on batches of 64 rows of these tiny models more threads cost
+        # more in synchronisation than they save, and on a busy machine they spin (measured
+        # 4.7 s with one thread against 44 s with two on a loaded 2-core box).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            _train(model, types.SimpleNamespace(x_train=x, y_train=y), seed=seed, epochs=epochs,
+                   verbose=verbose)
+        finally:
+            torch.set_num_threads(threads)
+
+    model, cached, train_seconds = cached_or_trained(path, build, train, pretrained=pretrained, seed=seed)
     x_test, y_test = data(seed + 10_000)
     info = {"test_accuracy": _accuracy(model, x_test, y_test), "cached": cached, "path": path,
             "seed": seed, "epochs": epochs, "train_seconds": train_seconds}
@@ -308,8 +299,8 @@ def _trained(
 
 
 def planted_patch_cnn(
-    *, pretrained: bool = True, cache_dir: str | os.PathLike | None = None, seed: int = 0,
-    epochs: int = 8, train_size: int = 2000, verbose: bool = False,
+    *, pretrained: bool = True, cache_dir: str | os.PathLike | None = None, epochs: int = 8,
+    train_size: int = 2000, verbose: bool = False, seed: int = 0,
 ) -> tuple[PatchCNN, dict]:
     """A :class:`PatchCNN` trained on ``planted_patches(train_size, none=0.2, seed=seed)``.
 
@@ -329,8 +320,8 @@ def planted_patch_cnn(
 
 
 def planted_tabular_mlp(
-    *, pretrained: bool = True, cache_dir: str | os.PathLike | None = None, seed: int = 0,
-    epochs: int = 20, features: int = 10, informative: int = 3, verbose: bool = False,
+    *, pretrained: bool = True, cache_dir: str | os.PathLike | None = None, epochs: int = 20,
+    features: int = 10, informative: int = 3, verbose: bool = False, seed: int = 0,
 ) -> tuple[TabularMLP, dict]:
     """A :class:`TabularMLP` trained on ``planted_tabular(2000, ...)`` (~98% test accuracy).
 
@@ -345,8 +336,8 @@ def planted_tabular_mlp(
 
 
 def planted_text_model(
-    *, pretrained: bool = True, cache_dir: str | os.PathLike | None = None, seed: int = 0,
-    epochs: int = 20, length: int = 12, verbose: bool = False,
+    *, pretrained: bool = True, cache_dir: str | os.PathLike | None = None, epochs: int = 20,
+    length: int = 12, verbose: bool = False, seed: int = 0,
 ) -> tuple[TextModel, dict]:
     """A :class:`TextModel` trained on ``planted_sentences(2000, ...)`` (100% test accuracy).
 

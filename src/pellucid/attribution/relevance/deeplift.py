@@ -56,7 +56,7 @@ def deeplift(
         traced = trace(m.module)
         handlers = _handlers(traced)
         # DeepLIFT needs both halves in one pass: run the chunks at half the usual rows.
-        size = m.batch_rows(x.shape[1:], batch_size)
+        size = m.batch_rows(x.shape[1:], batch_size=batch_size)
         res = _backward.run(m, traced, handlers, _backward.Sinks(), x, target,
                             batch_size=max(1, size // 2), progress=progress, desc="deeplift",
                             reference=base)
