@@ -24,10 +24,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench docs
 
-# the documentation site, every code block on its pages executed, into site/
+# the documentation site, every code block on its pages executed, into site/ (mkdocs.yml)
 docs: $(STAMP)
-	test -x $(VENV)/bin/mkdocs || $(PY) -m pip install -q -e '.[docs]'
-	$(VENV)/bin/mkdocs build --strict
+	$(PY) -c 'import material, markdown_exec, mkdocstrings_handlers.python' 2>/dev/null \
+		|| $(PY) -m pip install -q -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -132,10 +132,6 @@ BUILD = {
     "Monitor": _monitor,
 }
 
-#: Cases that wait for a rename or a fix in another package (the lead removes these marks).
-PENDING: dict[str, str] = {}
-
-
 @pytest.fixture(scope="module")
 def built():
     out = {}
@@ -159,16 +155,11 @@ def page(built, tmp_path_factory):
     return _sections(path.read_text(encoding="utf-8"))
 
 
-def _marked(name: str):
-    return pytest.param(name, marks=pytest.mark.xfail(reason=PENDING[name], strict=False)) \
-        if name in PENDING else name
-
-
 def _shows_something(body: str) -> bool:
     return "<table" in body or "<img" in body or "<svg" in body
 
 
-@pytest.mark.parametrize("name", [_marked(n) for n in BUILD])
+@pytest.mark.parametrize("name", list(BUILD))
 def test_each_result_renders_with_a_table_or_a_picture(built, name, tmp_path):
     result = built[name]
     if isinstance(result, Exception):

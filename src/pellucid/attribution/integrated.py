@@ -29,7 +29,9 @@ def integrated_gradients(
     """Integrated Gradients: ``(x − x') ⊙ ∫₀¹ ∂f_t(x' + α(x − x'))/∂x dα``.
 
     The integral is a quadrature with ``steps`` nodes (``rule``: ``gausslegendre`` — the
-    default, far more accurate per step — or ``riemann_left``/``right``/``middle``/``trapezoid``;
+    default, exact for polynomials of degree ``2·steps − 1`` and so far more accurate per step on
+    smooth models; along a path through a ReLU network the integrand has kinks and the rules
+    converge at similar rates — or ``riemann_left``/``right``/``middle``/``trapezoid``;
     ``method=`` is its old name). Completeness ``Σ values = f_t(x) − f_t(x')`` holds up to the
     quadrature error, reported per row by ``.delta``. The target is chosen at ``x``, not along
     the path.
