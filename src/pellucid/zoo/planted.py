@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..errors import InputError
 from .digits import _accuracy, _cache_dir, _train, cached_or_trained
 
 __all__ = [
@@ -124,10 +125,10 @@ def planted_patches(
     """
     if patch != PATTERNS.shape[-1]:
         side = PATTERNS.shape[-1]
-        raise ValueError(f"the planted patterns are {side}x{side}; got patch={patch}")
+        raise InputError(f"the planted patterns are {side}x{side}; got patch={patch}")
     per_side = size // (patch + 1)
     if per_side * per_side < 1 + distractors:
-        raise ValueError(
+        raise InputError(
             f"size {size} has room for {per_side ** 2} patches, fewer than 1 + {distractors}")
     g = _generator(seed)
     cell = size // per_side
@@ -170,7 +171,7 @@ def planted_tabular(
         (torch.Size([5, 10]), [0, 1, 2])
     """
     if not 1 <= informative <= features:
-        raise ValueError(f"informative must be in 1..{features}, got {informative}")
+        raise InputError(f"informative must be in 1..{features}, got {informative}")
     x = torch.randn(n, features, generator=_generator(seed))
     w = torch.tensor([(-1.0) ** j for j in range(informative)])
     y = (x[:, :informative] @ w > 0).long()

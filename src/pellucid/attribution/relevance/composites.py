@@ -29,7 +29,7 @@ from typing import Any
 
 from torch import nn
 
-from ...errors import LayerError
+from ...errors import InputError, LayerError
 from .rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, Zero, ZPlus
 
 __all__ = ["Composite", "BUILTIN", "resolve", "epsilon", "epsilon_plus", "epsilon_plus_flat",
@@ -66,7 +66,7 @@ class Composite:
             elif isinstance(key, type):
                 self.by_type[key] = rule
             else:
-                raise TypeError(f"a composite's keys are layer names or module types, got {key!r}")
+                raise InputError(f"a composite's keys are layer names or module types, got {key!r}")
         for label, rule in (("first", first), ("conv", conv), ("dense", dense), ("default", default)):
             if rule is not None:
                 _check_rule(rule, label)
@@ -112,7 +112,7 @@ class Composite:
 
 def _check_rule(rule: Any, key: Any) -> None:
     if not isinstance(rule, Rule):
-        raise TypeError(f"the composite maps {key!r} to {rule!r}, which is not an LRP rule "
+        raise InputError(f"the composite maps {key!r} to {rule!r}, which is not an LRP rule "
                         "(pellucid.attribution.relevance.rules: Epsilon, Zero, ZPlus, AlphaBeta, Gamma, "
                         "Flat, WSquare, ZBox)")
 
@@ -164,9 +164,9 @@ def resolve(composite: Any, **options: Any) -> Composite:
         try:
             return BUILTIN[composite](**options)
         except KeyError:
-            raise ValueError(f"unknown composite {composite!r}; built-ins: "
+            raise InputError(f"unknown composite {composite!r}; built-ins: "
                              f"{', '.join(BUILTIN)}, or pass a dict / Composite") from None
     if isinstance(composite, Mapping):
         return Composite(composite)
-    raise TypeError(f"composite must be a name ({', '.join(BUILTIN)}), a dict of rules or a "
+    raise InputError(f"composite must be a name ({', '.join(BUILTIN)}), a dict of rules or a "
                     f"Composite, got {composite!r}")

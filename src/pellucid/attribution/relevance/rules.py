@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from ...errors import InputError
+
 __all__ = [
     "Rule", "Epsilon", "Zero", "ZPlus", "AlphaBeta", "Gamma", "Flat", "WSquare", "ZBox",
     "Affine", "stabilize",
@@ -122,7 +124,7 @@ class Epsilon(Rule):
 
     def __init__(self, epsilon: float = 1e-6) -> None:
         if not epsilon >= 0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
+            raise InputError(f"epsilon must be >= 0, got {epsilon!r}")
         self.epsilon = float(epsilon)
 
     def __call__(self, layer: Affine, a: torch.Tensor, sink: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,7 +172,7 @@ class AlphaBeta(Rule):
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = 1e-6) -> None:
         if alpha < 0 or beta < 0 or abs((alpha - beta) - 1.0) > 1e-12:
-            raise ValueError(f"AlphaBeta needs alpha, beta >= 0 and alpha - beta = 1; got "
+            raise InputError(f"AlphaBeta needs alpha, beta >= 0 and alpha - beta = 1; got "
                              f"alpha={alpha!r}, beta={beta!r}")
         self.alpha, self.beta, self.stabilizer = float(alpha), float(beta), float(stabilizer)
 
@@ -215,7 +217,7 @@ class Gamma(Rule):
 
     def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6) -> None:
         if not gamma >= 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+            raise InputError(f"gamma must be >= 0, got {gamma!r}")
         self.gamma, self.stabilizer = float(gamma), float(stabilizer)
 
     def __call__(self, layer: Affine, a: torch.Tensor, sink: torch.Tensor | None = None) -> torch.Tensor:
