@@ -169,6 +169,20 @@ def test_each_result_renders_with_a_table_or_a_picture(built, name, tmp_path):
     assert _shows_something(body), body[:500]
 
 
+@pytest.mark.parametrize("name", list(BUILD))
+def test_tables_are_rows_of_dicts_and_text_is_str(built, name):
+    """``table()`` is always a list of dicts (what the report, pandas and a test read) and the
+    text view is ``str()``; before, some results returned their text from ``table()``."""
+    result = built[name]
+    if isinstance(result, Exception):
+        raise result
+    table = getattr(result, "table", None)
+    if callable(table):
+        rows = table()
+        assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows), type(rows)
+        assert isinstance(str(result), str) and str(result)
+
+
 def test_one_report_holds_them_all(built, page):
     ok = [name for name, result in built.items() if not isinstance(result, Exception)]
     assert list(page) == ok  # one section per result, in order, none dropped
