@@ -8,7 +8,8 @@ from torch import nn
 
 import pellucid
 from pellucid.errors import ModelError
-from pellucid.model import default_batch_size, progress_enabled, select_target
+from pellucid._common import progress_enabled
+from pellucid.model import default_batch_size, select_target
 
 
 def test_wrap_module_and_callable():

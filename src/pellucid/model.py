@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import _state
-from ._common import progress_bar, progress_enabled  # noqa: F401  (progress_enabled: public here too)
+from ._common import progress_bar
 from ._hooks import find_layer
 from .errors import InputError, ModelError, NotDifferentiableError, PellucidError, TargetError
 
