@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import pellucid
-from pellucid.errors import ModelError
 from pellucid._common import progress_enabled
+from pellucid.errors import ModelError
 from pellucid.model import default_batch_size, select_target
 
 
