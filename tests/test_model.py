@@ -154,3 +154,30 @@ def test_forward_only_work_uses_larger_chunks_for_small_rows():
     m = pellucid.wrap(torch.nn.Linear(20, 2))
     assert m.batch_rows((20,), forward_only=True) == 6553 and m.batch_rows((20,)) == 512
     assert m.batch_rows((20,), forward_only=True, batch_size=7) == 7  # an explicit batch size wins
+
+
+def test_outputs_as_models_return_them():
+    """Hugging Face outputs, dicts and tuples are read at their logits; anything ambiguous or
+    complex is refused with a message that says what to do."""
+    from pellucid.model import outputs_2d
+
+    logits = torch.arange(6.0).view(3, 2)
+    hf = type("Out", (dict,), {"logits": property(lambda self: self["logits"])})(logits=logits, hidden=1)
+    for out in (hf, {"logits": logits, "hidden": torch.zeros(3, 4)}, {"scores": logits},
+                (logits, torch.zeros(3)), [logits]):
+        assert outputs_2d(out, 3) is logits
+    with pytest.raises(ModelError, match="keys \\['a', 'b'\\].*logits"):
+        outputs_2d({"a": logits, "b": logits}, 3)
+    with pytest.raises(ModelError, match="complex"):
+        outputs_2d(logits.to(torch.complex64), 3)
+    class DictOut(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> dict:
+            return {"logits": self.net(x), "aux": self.net(x).sum(1)}
+
+    model = DictOut()
+    e = pellucid.saliency(model, torch.rand(3, 2))
+    torch.testing.assert_close(e.values, pellucid.saliency(model.net, e.inputs).values)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -297,13 +297,27 @@ def _infer_dtype(module: nn.Module | None) -> torch.dtype:
 
 
 def outputs_2d(out: Any, n: int) -> torch.Tensor:
-    """Model output as ``(n, k)``: ``.logits`` of a Hugging Face output, first of a tuple."""
+    """Model output as ``(n, k)``: ``.logits`` of a Hugging Face output (or a dict's
+    ``"logits"``, or a dict's only tensor), the first tensor of a tuple or list."""
     if hasattr(out, "logits"):
         out = out.logits
+    elif isinstance(out, Mapping):
+        tensors = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+        if "logits" in tensors or len(tensors) == 1:
+            out = tensors.get("logits", next(iter(tensors.values()), None))
+        else:
+            raise ModelError(
+                f"the model returned a dict with keys {list(out)}; pellucid explains its "
+                "'logits' entry or its only tensor. Wrap the model in a function that returns the "
+                "output to explain."
+            )
     elif isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]
     if not isinstance(out, torch.Tensor):
         raise ModelError(f"the model returned {type(out).__name__}; expected a tensor of outputs")
+    if out.is_complex():
+        raise ModelError(f"the model returned complex outputs ({out.dtype}); explain a real part or "
+                         "magnitude by wrapping the model in a function that returns it")
     if out.dim() == 0 or out.shape[0] != n:
         raise InputError(
             f"the model returned outputs of shape {tuple(out.shape)} for {n} input rows; the "
