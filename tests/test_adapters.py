@@ -155,3 +155,25 @@ def test_torchscript_file_is_a_differentiable_module(tmp_path):
     torch.save(net.state_dict(), tmp_path / "weights.pt")
     with pytest.raises(ModelError, match="torch.jit.save"):
         pellucid.wrap(tmp_path / "weights.pt")
+
+
+def test_torchscript_load_leaks_no_deprecation_warning(tmp_path, recwarn):
+    """torch 2.13 deprecates torch.jit.load; pellucid silences exactly that warning around its own
+    load, and nothing else (a warning of the caller's still comes through)."""
+    import warnings
+
+    net = _mlp().eval()
+    path = tmp_path / "mlp.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace / save warn too: the test's own calls
+        torch.jit.save(torch.jit.trace(net, torch.zeros(1, 6)), str(path))
+    with pytest.warns(DeprecationWarning, match="torch.jit.load"):  # torch does warn ...
+        torch.jit.load(str(path))
+    recwarn.clear()
+    x = _rows(3, 6)
+    values = pellucid.saliency(path, x, target=1).values  # ... pellucid's load does not
+    torch.testing.assert_close(values, pellucid.saliency(net, x, target=1).values)
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)], [str(w.message) for w in recwarn]
+    pellucid.wrap(path)
+    warnings.warn("the caller's own", DeprecationWarning)
+    assert [str(w.message) for w in recwarn] == ["the caller's own"]

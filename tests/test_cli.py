@@ -1,4 +1,5 @@
-"""The `pellucid explain` and `pellucid inspect` commands, end to end on ONNX, TorchScript, CSV, images."""
+"""The `pellucid explain` and `pellucid inspect` commands, end to end on ONNX, TorchScript,
+torch.export programs (.pt2), CSV, images."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,9 @@ def files(tmp_path_factory):
         torch.onnx.export(mlp, (x[:1],), str(d / "mlp.onnx"), input_names=["x"],
                           dynamic_axes={"x": {0: "n"}}, dynamo=False)
         torch.jit.save(torch.jit.trace(mlp, x[:1]), str(d / "mlp.pt"))
+    program = torch.export.export(mlp, (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(d / "mlp.pt2"))
+    (d / "junk.pt2").write_text("not a program")
     np.savetxt(d / "rows.csv", x.numpy(), delimiter=",", header="age,income,height,weight,score",
                comments="")
     np.save(d / "rows.npy", x.numpy())
@@ -62,6 +66,27 @@ def test_explain_torchscript_on_npy_with_params(files, capsys, tmp_path):
                                               steps=16, baseline=0.5)
     torch.testing.assert_close(expl.values, reference.values, atol=1e-6, rtol=1e-5)
     assert expl.params["steps"] == 16 and expl.target.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_explain_an_exported_program(files, capsys, tmp_path):
+    d, mlp, x = files
+    code, stdout, err = _run(capsys, "explain", "--model", str(d / "mlp.pt2"), "--data", str(d / "rows.csv"),
+                             "--method", "integrated_gradients", "--param", "steps=16", "--target", "2",
+                             "--out", str(tmp_path / "ig"))
+    assert code == 0, err
+    assert "explained 6 row(s) with integrated_gradients" in stdout
+    expl = pellucid.Explanation.load(tmp_path / "ig" / "explanation.npz")
+    reference = pellucid.integrated_gradients(mlp, x, target=2, steps=16)
+    torch.testing.assert_close(expl.values, reference.values, atol=1e-6, rtol=0)
+    assert expl.feature_names == ["age", "income", "height", "weight", "score"]
+    assert "income" in (tmp_path / "ig" / "report.html").read_text()
+    code, _, err = _run(capsys, "explain", "--model", str(d / "mlp.pt2"), "--data", str(d / "rows.npy"),
+                        "--method", "kernel_shap", "--param", "seed=0", "--target", "1",
+                        "--out", str(tmp_path / "ks"))
+    assert code == 0, err
+    expl = pellucid.Explanation.load(tmp_path / "ks" / "explanation.npz")
+    reference = pellucid.kernel_shap(mlp, x, background=x, target=1, seed=0)
+    torch.testing.assert_close(expl.values, reference.values, atol=1e-6, rtol=0)
 
 
 def test_explain_passes_method_options_by_their_new_names(files, capsys, tmp_path):
@@ -116,6 +141,8 @@ def test_explain_a_folder_of_images(tmp_path, capsys):
         ("no_such_module:f {d}/rows.csv saliency", "cannot import"),
         ("{d}/mlp.pt {d}/rows.csv saliency --param target=1", "give --target as its own option"),
         ("{d}/mlp.pt {d}/rows.csv saliency --batch-size 0", "--batch-size must be a positive integer"),
+        ("{d}/junk.pt2 {d}/rows.csv saliency", "not a program saved with torch.export.save"),
+        ("missing.pt2 {d}/rows.csv saliency", "model file not found"),
     ],
 )
 def test_explain_bad_arguments_exit_non_zero_with_one_line(files, capsys, tmp_path, argv, message):
@@ -128,7 +155,7 @@ def test_explain_bad_arguments_exit_non_zero_with_one_line(files, capsys, tmp_pa
     assert len(lines) == 1 and lines[0].startswith("pellucid explain: error: ") and message in lines[0], err
 
 
-def test_inspect_module_function_and_torchscript(files, capsys, tmp_path):
+def test_inspect_module_function_torchscript_and_pt2(files, capsys, tmp_path):
     d, _, _ = files
     code, stdout, err = _run(capsys, "inspect", "--model", "pellucid.zoo:TinyResNet",
                              "--input-shape", "1,3,32,32", "--out", str(tmp_path))
@@ -138,6 +165,9 @@ def test_inspect_module_function_and_torchscript(files, capsys, tmp_path):
     code, stdout, err = _run(capsys, "inspect", "--model", str(d / "mlp.pt"), "--input-shape", "2,5")
     assert code == 0, err
     assert "total parameters 75" in stdout
+    code, stdout, err = _run(capsys, "inspect", "--model", str(d / "mlp.pt2"), "--input-shape", "2,5")
+    assert code == 0, err
+    assert "total parameters 75" in stdout and "2x8" in stdout  # one row per layer of the original
     code, _, err = _run(capsys, "inspect", "--model", str(d / "mlp.onnx"), "--input-shape", "2,5")
     assert code == 1 and "needs a torch model" in err
     code, _, err = _run(capsys, "inspect", "--model", str(d / "mlp.pt"), "--input-shape", "2,x")

@@ -3,7 +3,7 @@
 Packages import only downward (DESIGN.md, "Layers and names"):
 
     errors, _state, _common, _hooks, _deprecation, _table, _version   (root helpers)
-    model, adapters, explanation, registry, zoo
+    model, inputs, adapters, explanation, registry, zoo
     attribution
     features, probe, evaluate, simplify, inspect, text, scale
     plot
@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pellucid"
 
 TIERS = [
     {"errors", "_state", "_common", "_hooks", "_deprecation", "_table", "_version"},
-    {"model", "adapters", "explanation", "registry", "zoo"},
+    {"model", "inputs", "adapters", "explanation", "registry", "zoo"},
     {"attribution"},
     {"features", "probe", "evaluate", "simplify", "inspect", "text", "scale"},
     {"plot"},

@@ -23,6 +23,7 @@ from .attribution import (
     smoothgrad,
 )
 from .explanation import Explanation
+from .inputs import ModelInputs
 from .model import Model
 from .registry import explain, methods
 
@@ -43,6 +44,7 @@ __all__ = [
     "__version__",
     "Explanation",
     "Model",
+    "ModelInputs",
     "wrap",
     "explain",
     "methods",

@@ -54,6 +54,10 @@ def _root(model: Any) -> nn.Module:
     if not isinstance(module, nn.Module):
         name = getattr(model, "name", type(model).__name__)
         raise LayerError(f"{name} is not a torch module, so it has no layers to select")
+    if isinstance(module, torch.fx.GraphModule) and "eval" in vars(module):  # torch.export's .module()
+        raise LayerError(
+            "the layers of an exported program are inlined into one graph, so no layer runs as a "
+            "module; for layer methods pass torch.export.unflatten(program), or the original module")
     return module
 
 

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                     "explanation.npz (pellucid.Explanation.load reads it) and report.html to --out.",
     )
     explain.add_argument("--model", required=True, metavar="PATH",
-                         help="an .onnx file, a TorchScript file (.pt), or module:function returning a model")
+                         help="an .onnx file, a torch.export program (.pt2), a TorchScript file (.pt), "
+                              "or module:function returning a model")
     explain.add_argument("--data", required=True, metavar="PATH",
                          help=".npy, .npz, .csv (header row = feature names), .parquet, or a folder "
                               "of PNG/JPEG images")
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                     "statistics, and with --out write report.html (graph, tables, histograms).",
     )
     inspect.add_argument("--model", required=True, metavar="PATH",
-                         help="a TorchScript file (.pt) or module:function returning a torch model")
+                         help="a torch.export program (.pt2), a TorchScript file (.pt) or "
+                              "module:function returning a torch model")
     inspect.add_argument("--input-shape", required=True, metavar="N,C,H,W",
                          help="shape of an example input batch, comma-separated, e.g. 1,3,32,32")
     inspect.add_argument("--out", default=None, metavar="DIR", help="also write report.html here")

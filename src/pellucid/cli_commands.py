@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,16 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unflattened(program: Any) -> torch.nn.Module:
+    """An exported program as a tree of modules, one per module of the original: the module that
+    ``program.module()`` gives is one flat graph and refuses the eval() that inspection needs."""
+    with warnings.catch_warnings():
+        # torch's own unflatten trips torch's pytree deprecation (torch 2.13); nothing to fix here
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                category=FutureWarning)
+        return torch.export.unflatten(program)
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from .inspect import structure, weights
     from .loading import load_model
@@ -111,9 +122,12 @@ def run_inspect(args: argparse.Namespace) -> int:
         raise InputError(f"--input-shape must be positive integers, got {args.input_shape!r}")
     model = load_model(args.model)
     module = (model.module or model.fn) if isinstance(model, Model) else model
+    program = getattr(getattr(model, "fn", None), "program", None)  # a torch.export program
+    if program is not None:
+        module = _unflattened(program)
     if not isinstance(module, torch.nn.Module):
-        raise ModelError(f"pellucid inspect needs a torch model (TorchScript or module:function); "
-                         f"{args.model} is a black box")
+        raise ModelError(f"pellucid inspect needs a torch model (.pt2, TorchScript or "
+                         f"module:function); {args.model} is a black box")
     dtype = next((p.dtype for p in module.parameters()), torch.float32)
     s = structure(module, torch.zeros(shape, dtype=dtype))
     w = weights(module)

@@ -1,6 +1,7 @@
 """Read models and data from files, for the ``pellucid`` command (and anyone scripting it).
 
-Models: an ``.onnx`` file (onnxruntime), a TorchScript file (``.pt``/``.pth``/``.ts``, saved with
+Models: an ``.onnx`` file (onnxruntime), a ``torch.export`` program (``.pt2``, saved with
+``torch.export.save``), a TorchScript file (``.pt``/``.pth``/``.ts``, saved with
 ``torch.jit.save``), or ``package.module:function`` naming a function that returns the model (or
 a tuple whose first item is the model, as the zoo's loaders do).
 
@@ -27,7 +28,8 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def load_model(spec: str) -> Any:
-    """The model named by ``spec``: a file path (``.onnx``, TorchScript) or ``module:function``."""
+    """The model named by ``spec``: a file path (``.onnx``, ``.pt2``, TorchScript) or
+    ``module:function``."""
     path = Path(spec).expanduser()
     if path.exists():
         from .adapters import wrap
@@ -44,8 +46,8 @@ def load_model(spec: str) -> Any:
             raise ModelError(f"{module_name!r} has no function {attr!r} (from --model {spec!r})")
         model = factory()
         return model[0] if isinstance(model, tuple) else model
-    raise ModelError(f"model file not found: {spec} (give an .onnx or TorchScript file, or "
-                     "module:function returning a model)")
+    raise ModelError(f"model file not found: {spec} (give an .onnx, .pt2 (torch.export) or "
+                     "TorchScript file, or module:function returning a model)")
 
 
 def load_data(path: str | Path, *, key: str | None = None) -> tuple[torch.Tensor, list[str] | None]:

@@ -23,6 +23,7 @@ from . import _state
 from ._common import progress_bar
 from ._hooks import find_layer
 from .errors import InputError, ModelError, NotDifferentiableError, PellucidError, TargetError
+from .inputs import Carried, split_inputs
 
 __all__ = [
     "Model", "Chunk", "default_batch_size", "default_forward_rows",
@@ -137,24 +138,45 @@ class Model:
         self.differentiable = differentiable
         self.eval_mode = eval_mode
         self.name = name or type(module if module is not None else fn).__name__
+        #: The inputs that travel with the explained one during a call (see pellucid.inputs).
+        self.carried: Carried | None = None
 
     def __repr__(self) -> str:
         kind = "differentiable" if self.differentiable else "black-box"
         return f"Model({self.name}, {kind}, device={self.device})"
 
     # -- state ----------------------------------------------------------------------------------
-    def explaining(self) -> contextlib.AbstractContextManager:
-        """Eval mode and frozen parameters inside; the module exactly restored on exit."""
-        return _state.explaining(self.module, eval_mode=self.eval_mode)
+    @contextlib.contextmanager
+    def explaining(self) -> Iterator[None]:
+        """Eval mode and frozen parameters inside; the module exactly restored on exit (and the
+        carried inputs of the call forgotten)."""
+        outer = self.carried  # a method run inside another (SmoothGrad's base) gets its own
+        try:
+            with _state.explaining(self.module, eval_mode=self.eval_mode):
+                yield
+        finally:
+            self.carried = outer
 
     # -- inputs ---------------------------------------------------------------------------------
     def prepare(self, inputs: Any, *, name: str = "inputs", as_float: bool = False) -> torch.Tensor:
-        """Inputs as a tensor on the model's device, checked: at least 1-D, non-empty, finite.
+        """The explained input as a tensor on the model's device, checked: at least 1-D,
+        non-empty, finite.
 
         Floating inputs take the model's dtype; integer inputs keep theirs unless ``as_float``
-        (gradient methods need floats).
+        (gradient methods need floats: token ids are refused then, naming ``layer=``). Several
+        inputs (a dict, a tuple or :class:`~pellucid.inputs.ModelInputs`) are split: the
+        explained one is returned and the others are carried with it through every forward pass
+        of the call (:attr:`carried`).
         """
-        x = _to_tensor(inputs, device=self.device, dtype=self.dtype, name=name, as_float=as_float)
+        raw, self.carried = split_inputs(inputs, lambda value, label: _to_tensor(
+            value, device=self.device, dtype=self.dtype, name=label, as_float=False))
+        if self.carried is not None and not self.differentiable:
+            raise InputError(f"several inputs need a torch model; {self.name} is a black box that "
+                             "takes one array")
+        x = _to_tensor(raw, device=self.device, dtype=self.dtype, name=name, as_float=False)
+        if as_float and not x.is_floating_point():
+            self._refuse_token_ids(name)
+            x = x.to(self.dtype)
         if x.dim() == 0 or x.shape[0] == 0:
             raise InputError(
                 f"{name} must be a batch of rows shaped (n, ...) with n >= 1; got shape {tuple(x.shape)}"
@@ -170,6 +192,26 @@ class Model:
                 )
         return x
 
+    def require_single_input(self, method: str) -> None:
+        """Refuse several inputs in a method that does not carry them yet."""
+        if self.carried is not None:
+            raise InputError(
+                f"{method} does not take several model inputs yet (the gradient methods do: "
+                "saliency, gradient_x_input, integrated_gradients, smoothgrad, grad_cam, "
+                "conductance). Fold the other inputs into the model with a function, or explain "
+                "with a gradient method")
+
+    def _refuse_token_ids(self, name: str) -> None:
+        """Integer inputs fed to an embedding cannot be differentiated: say to use ``layer=``."""
+        embeddings = [n for n, m in (self.module.named_modules() if self.module is not None else [])
+                      if isinstance(m, nn.Embedding)]
+        if embeddings:
+            raise InputError(
+                f"{name} are integers (token ids) and {self.name} embeds them in "
+                f"{embeddings[0]!r}: gradients do not reach integer ids. Attribute to the "
+                f"embedding's output instead with layer={embeddings[0]!r} (integrated_gradients, "
+                "conductance), or use pellucid.text.explain, which does this for you")
+
     def batch_rows(self, row_shape: Sequence[int], *, forward_only: bool = False,
                    batch_size: int | None = None) -> int:
         """The chunk size to use: the call's ``batch_size``, the model's, or the default
@@ -181,14 +223,20 @@ class Model:
         return size
 
     # -- forward --------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """One call of the model on a batch, as a 2-D ``(n, outputs)`` tensor.
 
+        ``rows`` (a slice or index tensor) says which input rows the batch came from, so that
+        the carried inputs (an attention mask) go with them; ``None`` means all rows in order.
         A failure inside the model on these inputs is reported as an :class:`InputError` that
         names the shape of one row, since a wrong shape is by far the usual cause.
         """
         try:
-            out = self.fn(x)
+            if self.carried is None:
+                out = self.fn(x)
+            else:
+                args, kwargs = self.carried.arguments(x, rows)
+                out = self.fn(*args, **kwargs)
         except PellucidError:  # raised on purpose by a hook or a nested pellucid call
             raise
         except (RuntimeError, ValueError, IndexError) as err:
@@ -200,12 +248,15 @@ class Model:
         return outputs_2d(out, x.shape[0])
 
     def outputs(
-        self, x: torch.Tensor, *, batch_size: int | None = None, progress: bool | None = None
+        self, x: torch.Tensor, *, rows: torch.Tensor | None = None, batch_size: int | None = None,
+        progress: bool | None = None,
     ) -> torch.Tensor:
-        """All outputs ``(n, k)`` without gradients, in chunks of at most ``batch_size`` rows."""
+        """All outputs ``(n, k)`` without gradients, in chunks of at most ``batch_size`` rows;
+        ``rows`` (an index per row of ``x``) when ``x``'s rows are not the input rows in order."""
         size = self.batch_rows(x.shape[1:], forward_only=True, batch_size=batch_size)
         with torch.no_grad():
-            parts = [self.forward(x[rows]) for rows in _chunks(len(x), size, progress=progress, desc="forward")]
+            parts = [self.forward(x[s], s if rows is None else rows[s])
+                     for s in _chunks(len(x), size, progress=progress, desc="forward")]
         return torch.cat(parts)
 
     def chunks(
@@ -233,7 +284,8 @@ class Model:
             )
 
     def target_gradient(
-        self, x: torch.Tensor, target: Any, *, create_graph: bool = False, checked: bool = False
+        self, x: torch.Tensor, target: Any, *, rows: Any = None, create_graph: bool = False,
+        checked: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """d f_target(x) / dx for one chunk: ``(gradient, explained outputs, target)``.
 
@@ -241,10 +293,11 @@ class Model:
         a one-column model). Rows are independent in eval mode, so the gradient of the sum of the
         selected outputs is every row's own gradient, at the cost of one forward and one backward.
         ``checked=True`` promises ``target`` is already a valid LongTensor (skips the checks).
+        ``rows``: the input rows the chunk came from (see :meth:`forward`).
         """
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = self.forward(x)
+            out = self.forward(x, rows)
             if not self.differentiable:  # a callable found to work on numpy arrays
                 self.require_gradients("this gradient method")
             t = target if checked else select_target(out, target)
@@ -267,7 +320,7 @@ class Model:
         grads, outs, targets = [], [], []
         for rows, t in self.chunks(len(x), x.shape[1:], target=target, batch_size=batch_size,
                                    progress=progress, desc=desc):
-            g, o, tt = self.target_gradient(x[rows], t)
+            g, o, tt = self.target_gradient(x[rows], t, rows=rows)
             grads.append(g)
             outs.append(o)
             targets.append(tt)

@@ -24,7 +24,7 @@ def layer_outputs(
         for rows, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc=name):
             run.reset()
             seen[name].clear()
-            outs.append(m.forward(x[rows]))
+            outs.append(m.forward(x[rows], rows))
             run.check_once(name)
             acts.append(seen[name][0])
     return torch.cat(acts), torch.cat(outs)
@@ -41,7 +41,7 @@ def outputs_with_layer(
         for rows, _ in m.chunks(len(x), x.shape[1:], batch_size=batch_size, progress=False, desc=name):
             current[:] = [acts[rows]]
             run.reset()
-            outs.append(m.forward(x[rows]))
+            outs.append(m.forward(x[rows], rows))
             run.check_once(name)
     return torch.cat(outs)
 
@@ -73,7 +73,7 @@ def layer_integrated_gradients(
         current[:] = [point]
         with torch.enable_grad():
             run.reset()
-            out = m.forward(x[rows])
+            out = m.forward(x[rows], rows)
             run.check_once(key)
             (grad,) = torch.autograd.grad(gather(out, t[rows]).sum(), point)
         return grad

@@ -68,7 +68,9 @@ def path_endpoints(m, inputs, target, baseline, steps: int, rule: str, batch_siz
     alphas, weights = path_rule_tensors(rule, steps, device=x.device, dtype=x.dtype)
     base = resolve_baseline(baseline, x)
     n = len(x)
-    ends = m.outputs(torch.cat([x, base]), batch_size=batch_size, progress=False)
+    rows = torch.arange(n, device=x.device)
+    ends = m.outputs(torch.cat([x, base]), rows=torch.cat([rows, rows]), batch_size=batch_size,
+                     progress=False)
     t = select_target(ends[:n], target)
     return x, alphas, weights, base, t, gather(ends[:n], t), gather(ends[n:], t)
 

@@ -68,7 +68,7 @@ def conductance(
             m, inputs, target, baseline, steps, rule, batch_size)
 
         def flow(points: torch.Tensor, rows: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-            return _chunk(m, key, points, direction, t[rows])
+            return _chunk(m, key, points, direction, t[rows], rows)
 
         total = path_sum(m, base, x, alphas, weights, flow, batch_size=batch_size,
                          progress=progress, desc="conductance")
@@ -82,7 +82,7 @@ def conductance(
 
 
 def _chunk(m: Any, name: str, points: torch.Tensor, direction: torch.Tensor,
-           target: torch.Tensor) -> torch.Tensor:
+           target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``∂F/∂y ⊙ J_y · direction`` at each point: one forward (with tangents) and a backward."""
     leaves: list[torch.Tensor] = []
     tangents: list[Any] = []
@@ -98,7 +98,7 @@ def _chunk(m: Any, name: str, points: torch.Tensor, direction: torch.Tensor,
         dual = fwAD.make_dual(points, direction)
         with torch.enable_grad(), replacing(m, name, cut) as (run, _):
             try:
-                out = m.forward(dual)
+                out = m.forward(dual, rows)
             except RuntimeError as err:  # an op without a forward-mode derivative
                 raise NotDifferentiableError(
                     f"conductance needs forward-mode derivatives up to layer {name!r}, and an "

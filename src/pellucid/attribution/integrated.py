@@ -61,7 +61,7 @@ def integrated_gradients(
             m, inputs, target, baseline, steps, rule, batch_size)
 
         def gradient(points: torch.Tensor, rows: torch.Tensor, _direction: torch.Tensor) -> torch.Tensor:
-            return m.target_gradient(points, t[rows], checked=True)[0]
+            return m.target_gradient(points, t[rows], rows=rows, checked=True)[0]
 
         total = path_sum(m, base, x, alphas, weights, gradient, batch_size=batch_size,
                          progress=progress, desc="integrated_gradients")

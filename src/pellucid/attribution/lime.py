@@ -93,6 +93,7 @@ def lime(
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
         x = m.prepare(inputs)
+        m.require_single_input("lime")
         n, row = len(x), tuple(x.shape[1:])
         gen = generator(seed, x.device)
         out = m.outputs(x, batch_size=batch_size, progress=False)

@@ -68,7 +68,8 @@ def smoothgrad(
             rows = torch.arange(chunk.start, chunk.stop, device=x.device) // samples
             eps = torch.randn((len(rows),) + x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
             noisy = x[rows] + eps * sigma[rows].view(shape)
-            e = info.function(m, noisy, target=t[rows], batch_size=batch_size, progress=False,
+            noisy_inputs = noisy if m.carried is None else m.carried.rebuild(noisy, rows)
+            e = info.function(m, noisy_inputs, target=t[rows], batch_size=batch_size, progress=False,
                               **base_params)
             if total is None:
                 total = torch.zeros((n,) + e.values.shape[1:], dtype=e.values.dtype, device=x.device)

@@ -113,7 +113,10 @@ def structure(model: nn.Module, inputs: Any, *, trace: bool = True) -> Structure
         return Structure(type(model).__name__, tuple(args[0].shape), _script_rows(model, args),
                          total, trainable, False)
     with preserved(model):
-        model.eval()
+        try:
+            model.eval()
+        except NotImplementedError:  # torch.export's module refuses eval(); it was exported as is
+            pass
         rows = _traced_rows(model, args) if trace else None
         traced = rows is not None
         if rows is None:

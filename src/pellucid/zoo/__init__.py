@@ -18,9 +18,14 @@ from pellucid.zoo.planted import (
     planted_tabular_mlp,
     planted_text_model,
 )
+from pellucid.zoo.resnet import ResNet, resnet18, resnet50
+from pellucid.zoo.text_transformer import TextTransformer, WordTokenizer, planted_token_texts, planted_transformer
+from pellucid.zoo.vit import PatchViT, planted_vit
 
 __all__ = [
     "load_digits", "DigitsCNN", "digits_cnn", "TinyResNet", "GapCNN",
     "planted_patches", "planted_patch_cnn", "planted_tabular", "planted_tabular_mlp",
     "planted_sentences", "planted_text_model", "minilm_sentiment", "MiniLMClassifier", "planted_texts",
+    "ResNet", "resnet18", "resnet50", "planted_token_texts", "planted_transformer", "TextTransformer",
+    "WordTokenizer", "planted_vit", "PatchViT",
 ]

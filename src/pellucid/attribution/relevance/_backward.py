@@ -17,7 +17,7 @@ from torch import fx
 
 from ...errors import InputError, UnsupportedLayerError
 from ...model import Model, gather, outputs_2d, select_target
-from .trace import Traced
+from .trace import Traced, original
 
 Handler = Callable[..., Any]
 
@@ -70,6 +70,8 @@ def run(
     """
     parts: dict[str, list[torch.Tensor]] = {"grad": [], "sink": [], "outputs": [], "target": [],
                                              "reference_outputs": []}
+    # in-place operations without a rule still run out of place (see trace.original)
+    handlers = {**{node: original(traced, node) for node in traced.inplace}, **handlers}
     interp = _Interpreter(traced.gm, handlers)
     float_input = x.is_floating_point()
     any_sink = False
@@ -92,6 +94,8 @@ def run(
                     "batch first (a single example needs a leading batch dimension: x[None])"
                 ) from err
             out = outputs_2d(raw, len(leaf))
+            if not traced.checked:
+                _check_faithful(m, traced, leaf, out)
             t = select_target(out[:n], t)
             selected = gather(out[:n], t)
             wrt = ([leaf] if float_input else []) + [sink for sink, _ in sinks.items]
@@ -121,6 +125,28 @@ def run(
     if not any_sink:
         result["sink"] = None
     return result
+
+
+def _check_faithful(m: Model, traced: Traced, leaf: torch.Tensor, out: torch.Tensor) -> None:
+    """Once per traced model: the graph (whose handlers keep every forward value) gives the
+    model's own outputs. ``torch.fx`` records ``a += b`` as ``a + b``, so another name or a view
+    of ``a`` read later misses the change, and Python side effects are not traced at all: such a
+    graph explains another function, which must not pass silently."""
+    with torch.no_grad():
+        expected = outputs_2d(m.module(leaf.detach().clone()), len(leaf)).to(out.dtype)
+    got = out.detach()
+    tol = 1e-4 * float(expected.abs().max()) + 1e-6 if expected.numel() else 0.0
+    if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-3, atol=tol,
+                                                         equal_nan=True):
+        gap = float((got - expected).abs().max()) if got.shape == expected.shape else float("nan")
+        raise UnsupportedLayerError(
+            f"{m.name}'s forward pass traced with torch.fx computes other outputs than the model "
+            f"(largest difference {gap:.3g}). torch.fx records an in-place update `a += b` as "
+            "`a = a + b`, so another name for `a` or a view of it read afterwards misses the "
+            "change, and Python side effects are not traced. Write the update out of place "
+            "(`a = a + b`) where the old value is read again, or use a method that needs no "
+            "tracing (integrated_gradients, saliency).")
+    traced.checked = True
 
 
 def _transport(relevance: torch.Tensor, a: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:

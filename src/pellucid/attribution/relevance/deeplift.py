@@ -42,7 +42,10 @@ def deeplift(
     GELU, ...) get the rescale rule, MaxPool1d/2d/3d Captum's max pooling rule; adaptive max
     pooling, LayerNorm and other operations without a rule raise
     :class:`~pellucid.errors.UnsupportedLayerError`. The model is traced (``torch.fx``), so
-    functional activations are covered too.
+    functional activations are covered too, each call of a module used at several places (one
+    ``nn.ReLU`` per torchvision ResNet block) gets its own multipliers, and in-place
+    activations (``nn.ReLU(inplace=True)``, ``x.relu_()``) run out of place so that the rule
+    sees their input (an overwrite read through a view raises ``UnsupportedLayerError``).
 
     Cost: one forward and one backward pass over inputs and baselines together (2n rows).
     Reference: Shrikumar et al. 2017, "Learning Important Features Through Propagating
@@ -52,6 +55,7 @@ def deeplift(
     require_module(m, "deeplift")
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
+        m.require_single_input("deeplift")
         base = resolve_baseline(baseline, x)
         traced = trace(m.module)
         handlers = _handlers(traced)

@@ -8,9 +8,11 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ...adapters import gradient_model
+from ...errors import UnsupportedLayerError
 from ...explanation import Explanation
 from ...registry import register
 from . import _backward
+from ._inplace import plain_target
 from .trace import Traced, original, require_module, trace
 
 __all__ = ["guided_backprop"]
@@ -38,6 +40,7 @@ def guided_backprop(
     require_module(m, "guided_backprop")
     with m.explaining():
         x = m.prepare(inputs, as_float=True)
+        m.require_single_input("guided_backprop")
         traced = trace(m.module)
         res = _backward.run(m, traced, _handlers(traced), _backward.Sinks(), x, target,
                             batch_size=batch_size, progress=progress, desc="guided_backprop")
@@ -55,10 +58,15 @@ def _is_relu(traced: Traced, node: fx.Node) -> bool:
         return False
     if node.op == "call_module":
         return type(traced.gm.get_submodule(node.target)) is nn.ReLU
-    return node.op == "call_method" or node.target in (F.relu, torch.relu)
+    return node.op == "call_method" or plain_target(node) in (F.relu, torch.relu)
 
 
 def _handlers(traced: Traced) -> dict[fx.Node, Any]:
+    aten = [n for n in traced.gm.graph.nodes if isinstance(n.target, torch._ops.OpOverload)]
+    if aten:  # a torch.export graph: its ReLUs are aten ops no rule here would see
+        raise UnsupportedLayerError(
+            f"guided_backprop reads a graph of aten operations ({aten[0].target}), as torch.export "
+            "makes; pass the original module, or torch.export.unflatten(program)")
     handlers = {}
     for node in traced.kinds:
         if _is_relu(traced, node):

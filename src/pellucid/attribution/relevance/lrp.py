@@ -72,6 +72,7 @@ def lrp(
     require_module(m, "lrp")
     with m.explaining():
         x = m.prepare(inputs)
+        m.require_single_input("lrp")
         options: dict[str, Any] = {"epsilon": epsilon, "gamma": gamma}
         if composite == "epsilon_gamma_box":
             options["low"] = float(x.min()) if low is None else low

@@ -19,6 +19,10 @@ model containing a kind it has no rule for *before* running it:
 ``embedding``   Embedding modules and ``F.embedding``.
 ``const``       anything not depending on the input (shapes, constants, parameters).
 ``unknown``     everything else (attention blocks, softmax, products of two activations, ...).
+
+In-place operations (``nn.ReLU(inplace=True)``, ``x.relu_()``, ``x[i] = v``) are rewritten to run
+out of place with the same meaning (:mod:`._inplace`), so that a rule reading an operation's
+input sees its true value; a call site of a module used several times is a node of its own.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ...errors import ModelError
+from ._inplace import functionalize, out_of_place, plain_target
 from .rules import Affine
 
 __all__ = ["Traced", "trace", "describe", "original"]
@@ -105,6 +110,8 @@ class Traced:
     from_input: set[fx.Node]  # the model's input, up to shape-only operations
     placeholder: fx.Node
     signature: tuple
+    inplace: dict[fx.Node, fx.Node] = dataclasses.field(default_factory=dict)  # node -> overwritten
+    checked: bool = False  # the graph's outputs were compared with the model's once
 
     def nodes(self, kind: str) -> list[fx.Node]:
         return [n for n, k in self.kinds.items() if k == kind]
@@ -114,9 +121,12 @@ class Traced:
 
 
 def describe(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
-    """``'layer1.0 (BatchNorm2d)'`` / ``'torch.matmul (node matmul_1)'`` for messages."""
+    """``'layer1.0 (BatchNorm2d)'`` / ``'torch.matmul (node matmul_1)'`` for messages; the call
+    site ``'layer1.0.relu@1'`` of a module called several times."""
     if node.op == "call_module" and gm is not None:
-        return f"{node.target!r} ({type(gm.get_submodule(node.target)).__name__})"
+        calls = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == node.target]
+        site = f"{node.target}@{calls.index(node)}" if len(calls) > 1 else node.target
+        return f"{site!r} ({type(gm.get_submodule(node.target)).__name__})"
     if node.op == "call_method":
         return f"the method .{node.target}() (graph node {node.name!r})"
     target = getattr(node.target, "__qualname__", None) or getattr(node.target, "__name__", node.target)
@@ -126,19 +136,24 @@ def describe(node: fx.Node, gm: fx.GraphModule | None = None) -> str:
 
 
 def original(traced: Traced, node: fx.Node) -> Callable[..., Any]:
-    """The node's operation, callable with the node's arguments as the graph passes them."""
+    """The node's operation, callable with the node's arguments as the graph passes them; an
+    in-place operation runs on a copy of its input (which keeps its value)."""
     if node.op == "call_module":
-        return traced.gm.get_submodule(node.target)
-    if node.op == "call_method":
-        return lambda self, *a, **k: getattr(self, node.target)(*a, **k)
-    return node.target
+        fn = traced.gm.get_submodule(node.target)
+    elif node.op == "call_method":
+        fn = lambda self, *a, **k: getattr(self, node.target)(*a, **k)
+    else:
+        fn = node.target
+    return out_of_place(fn, node) if node in traced.inplace else fn
 
 
 def _signature(model: nn.Module) -> tuple:
     """Identity of every submodule, parameter and buffer, and of the forward code."""
     return (
-        # training flags too: a traced F.dropout(x, training=self.training) bakes the flag in
-        tuple((n, id(m), type(m).forward, m.training) for n, m in model.named_modules()),
+        # training flags too: a traced F.dropout(x, training=self.training) bakes the flag in;
+        # inplace flags, as the graph is rewritten for in-place modules
+        tuple((n, id(m), type(m).forward, m.training, getattr(m, "inplace", None))
+              for n, m in model.named_modules()),
         tuple(id(p) for p in model.parameters()),
         tuple(id(b) for b in model.buffers()),
     )
@@ -170,7 +185,9 @@ def trace(model: nn.Module) -> Traced:
             "calls (F.relu, x + y); make forward free of data-dependent Python control flow, or "
             "move such code into a submodule"
         ) from err
+    inplace = functionalize(gm, lambda node: describe(node, gm))
     traced = _classify(gm, sig)
+    traced.inplace = inplace
     _CACHE[model] = traced
     return traced
 
@@ -225,8 +242,8 @@ def _is_shape_only(node: fx.Node, gm: fx.GraphModule) -> bool:
     if node.op == "call_module":
         return isinstance(gm.get_submodule(node.target), _SHAPE_MODULES)
     if node.op == "call_method":
-        return node.target in _SHAPE_METHODS
-    return node.target in _SHAPE_FUNCS
+        return plain_target(node) in _SHAPE_METHODS
+    return plain_target(node) in _SHAPE_FUNCS
 
 
 def _kind(node: fx.Node, gm: fx.GraphModule, carrying: set[fx.Node]) -> str:
@@ -241,7 +258,7 @@ def _kind(node: fx.Node, gm: fx.GraphModule, carrying: set[fx.Node]) -> str:
                 return kind
         return "linear" if type(mod) in _LINEAR_MODULES else "unknown"
     if node.op == "call_method":
-        name = node.target
+        name = plain_target(node)
         if name in _META_METHODS:
             return "meta"
         if name in _LINEAR_METHODS:
@@ -253,7 +270,7 @@ def _kind(node: fx.Node, gm: fx.GraphModule, carrying: set[fx.Node]) -> str:
         if name in _ACTIVATION_METHODS:
             return "activation"
         return "unknown"
-    target = node.target
+    target = plain_target(node)
     if target in _META_FUNCS:
         return "meta"
     if target is F.pad:

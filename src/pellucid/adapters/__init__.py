@@ -1,10 +1,12 @@
 """:func:`wrap` turns what the user has into a :class:`~pellucid.model.Model`: a torch module, a
-callable on tensors, and through the black-box adapters numpy callables, scikit-learn, ONNX and
-TorchScript.
+callable on tensors, and through the adapters numpy callables, scikit-learn, ONNX, TorchScript and
+``torch.export`` programs.
 
 Each adapter is a function ``obj -> Model | None`` in :data:`ADAPTERS`, tried in order before
-the torch cases. A black-box model is evaluated on whole chunks of rows like any
-other (one call per chunk, the rows converted to numpy once), but gives no gradients:
+the torch cases; the black boxes live in :mod:`pellucid.adapters.blackbox`, the torch programs
+(TorchScript, ``torch.export``) in :mod:`pellucid.adapters.programs`. A black-box model is
+evaluated on whole chunks of rows like any other (one call per chunk, the rows converted to numpy
+once), but gives no gradients:
 ``Model.differentiable`` is ``False`` and gradient methods raise
 :class:`~pellucid.errors.NotDifferentiableError` naming the methods that work.
 
@@ -14,7 +16,13 @@ other (one call per chunk, the rows converted to numpy once), but gives no gradi
   through onnxruntime on the CPU (``pip install pellucid[onnx]``); inputs cast to the graph's
   input type, the first output explained.
 * **TorchScript** files (``*.pt``, ``*.pth``, ``*.ts``, ``*.torchscript`` paths): loaded with
-  ``torch.jit.load`` and explained as a differentiable torch model (eval mode, frozen).
+  ``torch.jit.load`` and explained as a differentiable torch model (eval mode, frozen). torch 2.13
+  deprecates ``torch.jit.load``; pellucid silences that one warning around its own load.
+* **torch.export** programs: an ``ExportedProgram``, its ``.module()``, or a ``.pt2`` file saved
+  with ``torch.export.save`` (a file's contents decide, not its suffix). Differentiable like the
+  module that was exported, never switched with ``eval()`` (which it refuses); export it in eval
+  mode and with a dynamic batch dimension, or it is refused with that fix. Layer methods need
+  ``torch.export.unflatten(program)`` (:mod:`pellucid.adapters.programs`).
 * **Callables on numpy arrays**: a plain function that is not a torch module is first called with
   a tensor; if that fails, or it returns a numpy array, it is called with numpy arrays from then on
   and treated as a black box. :func:`numpy_model` says so up front.
@@ -26,140 +34,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelError
-from .model import Model
+from ..errors import ModelError
+from ..model import Model
+from .blackbox import _as_output, _has, numpy_model, onnx_model, sklearn_model
+from .programs import (
+    _EXPORT_SUFFIXES,
+    _TORCHSCRIPT_SUFFIXES,
+    _exported,
+    _ExportedFn,
+    _is_exported_module,
+    _is_pt2_archive,
+    _load_exported,
+    exported_model,
+    torchscript_model,
+)
 
 __all__ = [
     "wrap", "gradient_model", "ADAPTERS", "numpy_model", "sklearn_model", "onnx_model", "torchscript_model",
-    "MODEL_AGNOSTIC",
+    "exported_model", "MODEL_AGNOSTIC",
 ]
 
 #: Methods that need no gradients, named in errors when a gradient method meets a black box.
 MODEL_AGNOSTIC = ("occlusion", "lime", "kernel_shap", "exact_shapley", "permutation_shapley")
-
-_TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
-
-
-def _as_output(out: Any, dtype: torch.dtype) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out.detach().to(dtype)
-    if isinstance(out, (list, tuple)) and out and not np.isscalar(out[0]):
-        out = out[0]
-    arr = np.asarray(out)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ModelError(f"the model returned values of dtype {arr.dtype}; expected numbers")
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
-
-
-def _numpy_rows(x: torch.Tensor, np_dtype: Any | None) -> np.ndarray:
-    arr = x.detach().cpu().numpy()
-    return arr.astype(np_dtype, copy=False) if np_dtype is not None else arr
-
-
-class _NumpyFn:
-    """Calls ``fn`` on numpy rows and returns a tensor on ``device``."""
-
-    def __init__(self, fn: Callable[[np.ndarray], Any], np_dtype: Any | None, out_dtype: torch.dtype,
-                 device: torch.device) -> None:
-        self.fn, self.np_dtype, self.out_dtype, self.device = fn, np_dtype, out_dtype, device
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _as_output(self.fn(_numpy_rows(x, self.np_dtype)), self.out_dtype).to(self.device)
-
-
-def numpy_model(fn: Callable[[np.ndarray], Any], *, dtype: torch.dtype = torch.float64,
-                name: str | None = None, batch_size: int | None = None) -> Model:
-    """A black-box :class:`Model` around a function of a numpy batch ``(n, ...)`` returning
-    ``(n,)`` or ``(n, outputs)`` (a numpy array, list or tensor). Floating inputs are passed in
-    ``dtype`` (float64 by default, numpy's own)."""
-    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    return Model(_NumpyFn(fn, np_dtype, dtype, torch.device("cpu")), device="cpu", dtype=dtype,
-                 batch_size=batch_size, differentiable=False,
-                 name=name or getattr(fn, "__name__", type(fn).__name__))
-
-
-def sklearn_model(estimator: Any, *, batch_size: int | None = None) -> Model:
-    """A black-box :class:`Model` around a fitted scikit-learn estimator: ``predict_proba``
-    (one column per class) when it has one, else ``predict``."""
-    fn = getattr(estimator, "predict_proba", None) if _has(estimator, "predict_proba") else None
-    fn = fn or estimator.predict
-    return numpy_model(fn, name=f"{type(estimator).__name__}.{fn.__name__}", batch_size=batch_size)
-
-
-def _has(obj: Any, attr: str) -> bool:
-    try:  # scikit-learn raises AttributeError from available_if when the method is unavailable
-        return callable(getattr(obj, attr))
-    except AttributeError:
-        return False
-
-
-_ONNX_TYPES = {
-    "tensor(float)": (np.float32, torch.float32), "tensor(double)": (np.float64, torch.float64),
-    "tensor(float16)": (np.float16, torch.float16), "tensor(int64)": (np.int64, torch.int64),
-    "tensor(int32)": (np.int32, torch.int32),
-}
-
-
-def onnx_model(source: Any, *, batch_size: int | None = None, providers: list[str] | None = None) -> Model:
-    """A black-box :class:`Model` running an ONNX graph with onnxruntime: a path, an
-    ``onnx.ModelProto`` or an ``onnxruntime.InferenceSession``. The graph's first input takes the
-    rows (its batch axis must be dynamic to take more than the exported batch size)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise ModelError("explaining an ONNX model needs onnxruntime: pip install 'pellucid[onnx]' "
-                         "(or pip install onnxruntime)") from err
-    if isinstance(source, ort.InferenceSession):
-        session, name = source, "onnx"
-    else:
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.is_file():
-                raise ModelError(f"no ONNX file at {path}")
-            data, name = str(path), path.name
-        else:  # onnx.ModelProto
-            data, name = source.SerializeToString(), "onnx"
-        try:
-            session = ort.InferenceSession(data, providers=providers or ["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime could not load {name}: {err}") from err
-    first = session.get_inputs()[0]
-    if first.type not in _ONNX_TYPES:
-        raise ModelError(f"the ONNX graph's input {first.name!r} has type {first.type}; pellucid "
-                         f"handles {', '.join(_ONNX_TYPES)}")
-    np_dtype, dtype = _ONNX_TYPES[first.type]
-    input_name = first.name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: x})[0]
-
-    run.__name__ = name
-    m = numpy_model(run, dtype=dtype, name=name, batch_size=batch_size)
-    m.fn.np_dtype = np_dtype
-    m.fn.out_dtype = dtype if dtype.is_floating_point else torch.float32
-    return m
-
-
-def torchscript_model(path: Any, *, batch_size: int | None = None) -> Model:
-    """A :class:`Model` around a TorchScript file, loaded with ``torch.jit.load`` (on the CPU)."""
-    try:
-        module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as err:  # torch raises RuntimeError or its own pickle errors
-        raise ModelError(
-            f"{path} could not be loaded as TorchScript ({err}). pellucid loads scripted or traced "
-            "models saved with torch.jit.save; for a state dict, build the module and pass it"
-        ) from err
-    # The loaded module is ours alone, so it is put in eval mode and frozen here once; it is not
-    # handed to the state-restoring context (which walks Python module attributes that a
-    # ScriptModule keeps in C++), and layer-based methods do not see inside it.
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return Model(module, batch_size=batch_size, name=Path(str(path)).name)
 
 
 class _Probing:
@@ -221,14 +120,25 @@ def _file_adapter(obj: Any) -> Model | None:
     if not isinstance(obj, (str, os.PathLike)):
         return None
     path = Path(obj)
-    if path.suffix.lower() == ".onnx":
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
         return onnx_model(path)
-    if path.suffix.lower() in _TORCHSCRIPT_SUFFIXES:
+    if suffix in _TORCHSCRIPT_SUFFIXES + _EXPORT_SUFFIXES:
         if not path.is_file():
             raise ModelError(f"no model file at {path}")
+        # The contents decide, not the suffix: torch.export.save writes any name it is given.
+        if suffix in _EXPORT_SUFFIXES or _is_pt2_archive(path):
+            return _exported(_load_exported(path), name=path.name)
         return torchscript_model(path)
     raise ModelError(f"cannot tell what kind of model {path} is: pellucid reads .onnx files "
-                     f"(onnxruntime) and TorchScript files ({', '.join(_TORCHSCRIPT_SUFFIXES)})")
+                     f"(onnxruntime), TorchScript files ({', '.join(_TORCHSCRIPT_SUFFIXES)}) and "
+                     "torch.export programs (.pt2)")
+
+
+def _export_adapter(obj: Any) -> Model | None:
+    if isinstance(obj, torch.export.ExportedProgram) or _is_exported_module(obj):
+        return _exported(obj)
+    return None
 
 
 def _callable_adapter(obj: Any) -> Model | None:
@@ -243,7 +153,8 @@ def _callable_adapter(obj: Any) -> Model | None:
 
 
 #: Functions ``obj -> Model | None`` that :func:`wrap` consults, in order, before the torch cases.
-ADAPTERS: list[Callable[[Any], Model | None]] = [_file_adapter, _sklearn_adapter, _callable_adapter]
+ADAPTERS: list[Callable[[Any], Model | None]] = [_file_adapter, _export_adapter, _sklearn_adapter,
+                                                  _callable_adapter]
 
 
 def wrap(
@@ -259,10 +170,14 @@ def wrap(
     or any callable taking a batch tensor and returning one output row per input row. Further
     kinds come through :data:`ADAPTERS` (see :mod:`pellucid.adapters`): callables on numpy
     arrays, scikit-learn estimators (``predict_proba``, else ``predict``), ``.onnx`` files
-    (onnxruntime) and TorchScript files; all but TorchScript are black boxes (no gradients).
+    (onnxruntime), TorchScript files, and ``torch.export`` programs (an ``ExportedProgram``, its
+    ``.module()`` or a ``.pt2`` file); all but TorchScript and exported programs are black boxes
+    (no gradients).
 
     ``batch_size`` caps the rows in any one forward pass (default: about 2**18 input elements per
-    pass). ``eval_mode`` puts a module in eval mode while it is explained (restored after).
+    pass). ``eval_mode`` puts a module in eval mode while it is explained (restored after); an
+    exported program keeps the mode it was exported in, and one exported in training mode is
+    refused unless ``eval_mode=False``.
     """
     if isinstance(obj, Model):
         if batch_size is None and device is None:
@@ -279,7 +194,10 @@ def wrap(
                 model.batch_size = batch_size
             if device is not None and model.differentiable:
                 model.device = torch.device(device)
-            model.eval_mode = eval_mode
+            if isinstance(model.fn, _ExportedFn):  # its mode is in its graph; eval() is refused
+                model.fn.check_mode(eval_mode)
+            else:
+                model.eval_mode = eval_mode
             return model
     if isinstance(obj, nn.Module):
         return Model(obj, module=obj, device=device, batch_size=batch_size, eval_mode=eval_mode)
