@@ -24,7 +24,7 @@ def planted():
 
 
 @pytest.fixture(scope="module")
-def test_batch(planted):
+def held_out(planted):
     """100 fresh sentences, padded into one batch."""
     _, info = planted
     d = planted_token_texts(100, seed=123)
@@ -88,9 +88,9 @@ def test_tokenizer_agrees_with_hugging_face_bert_tokenizer(tmp_path):
     assert torch.equal(ours["attention_mask"], theirs["attention_mask"])
 
 
-def test_model_is_accurate_and_named_like_hugging_face(planted, test_batch):
+def test_model_is_accurate_and_named_like_hugging_face(planted, held_out):
     model, info = planted
-    d, enc = test_batch
+    d, enc = held_out
     assert isinstance(model, TextTransformer) and not model.training
     assert info["test_accuracy"] >= 0.97 and info["layer"] == "embeddings.word_embeddings"
     assert model.get_input_embeddings() is model.embeddings.word_embeddings
@@ -139,11 +139,11 @@ def test_bad_inputs_raise_with_the_fix(planted):
         model(input_ids=torch.rand(1, 5))
 
 
-def test_removing_the_planted_word_gives_even_odds(planted, test_batch):
+def test_removing_the_planted_word_gives_even_odds(planted, held_out):
     """The answer perturbation methods rely on: without the planted word the model has no
     evidence (probability near ½); without a filler word it keeps its answer."""
     model, _ = planted
-    d, enc = test_batch
+    d, enc = held_out
     rows = torch.arange(100)
     with torch.no_grad():
         full = model(**enc).softmax(1)[rows, d.y]
@@ -175,9 +175,9 @@ def _masked(model, mask_row):
     return Model(forward, module=model)
 
 
-def test_planted_token_ranks_first_for_layer_ig_on_the_embeddings(planted, test_batch):
+def test_planted_token_ranks_first_for_layer_ig_on_the_embeddings(planted, held_out):
     model, info = planted
-    d, enc = test_batch
+    d, enc = held_out
     hits, gaps = 0, []
     for rows in _by_length(enc):
         ids, mask = enc["input_ids"][rows], enc["attention_mask"][rows]
@@ -193,10 +193,10 @@ def test_planted_token_ranks_first_for_layer_ig_on_the_embeddings(planted, test_
     assert max(gaps) < 1e-3  # completeness w.r.t. the layer, relative to f(x) - f(x; a <- a(x'))
 
 
-def test_layer_ig_through_the_wrapper_equals_captum(planted, test_batch):
+def test_layer_ig_through_the_wrapper_equals_captum(planted, held_out):
     captum_attr = pytest.importorskip("captum.attr")
     model, info = planted
-    d, enc = test_batch
+    d, enc = held_out
     rows = _by_length(enc)[0]
     ids, mask = enc["input_ids"][rows], enc["attention_mask"][rows]
     ours = pellucid.integrated_gradients(_masked(model, mask[:1]), ids, target=d.y[rows],
@@ -208,9 +208,9 @@ def test_layer_ig_through_the_wrapper_equals_captum(planted, test_batch):
     torch.testing.assert_close(ours.values, theirs, atol=1e-5, rtol=0)
 
 
-def test_attention_is_readable_and_ignores_padding(planted, test_batch):
+def test_attention_is_readable_and_ignores_padding(planted, held_out):
     model, _ = planted
-    _, enc = test_batch
+    _, enc = held_out
     att = pellucid.features.attention(model, enc)
     n, t = enc["input_ids"].shape
     assert att.shape == (n, 2, 2, t, t)
