@@ -157,3 +157,26 @@ def test_the_model_is_left_without_the_calls_inputs():
     with pytest.raises(Exception):
         pellucid.saliency(m, ModelInputs((img, side), explain=0), target=99)
     assert m.carried is None
+
+
+def test_a_causal_language_model_is_explained_at_its_next_token():
+    """GPT-2 (a small random config): the logits (n, tokens, vocab) are read at each row's last
+    non-padding position, so a right-padded batch explains each sentence's own next token and a
+    sentence alone gets the same token values."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=40, n_positions=16, n_embd=32, n_layer=2, n_head=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    ids = torch.tensor([[5, 7, 9, 11, 0, 0], [3, 4, 8, 12, 13, 2]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    e = pellucid.integrated_gradients(model, {"input_ids": ids, "attention_mask": mask},
+                                      layer="transformer.wte", steps=16)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    expected = torch.stack([logits[0, 3], logits[1, 5]])
+    assert e.target.tolist() == expected.argmax(1).tolist()
+    torch.testing.assert_close(e.outputs, expected.gather(1, e.target[:, None]).squeeze(1))
+    alone = pellucid.integrated_gradients(model, {"input_ids": ids[:1, :4], "attention_mask": mask[:1, :4]},
+                                          layer="transformer.wte", steps=16, target=e.target[:1])
+    torch.testing.assert_close(e.values[0, :4].sum(-1), alone.values[0].sum(-1), atol=1e-5, rtol=1e-4)
+    assert float(e.delta.abs().max()) < 1e-2 * float(e.outputs.abs().max())

@@ -245,7 +245,11 @@ class Model:
                 "inputs have the rank and shape the model expects, with the batch first "
                 "(a single example needs a leading batch dimension: x[None])"
             ) from err
-        return outputs_2d(out, x.shape[0])
+        mask = None
+        if self.carried is not None and isinstance(self.carried.values.get("attention_mask"), torch.Tensor):
+            mask = self.carried.values["attention_mask"]
+            mask = mask[rows] if rows is not None else mask
+        return outputs_2d(out, x.shape[0], mask=mask)
 
     def outputs(
         self, x: torch.Tensor, *, rows: torch.Tensor | None = None, batch_size: int | None = None,
@@ -349,11 +353,17 @@ def _infer_dtype(module: nn.Module | None) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def outputs_2d(out: Any, n: int) -> torch.Tensor:
+def outputs_2d(out: Any, n: int, *, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Model output as ``(n, k)``: ``.logits`` of a Hugging Face output (or a dict's
-    ``"logits"``, or a dict's only tensor), the first tensor of a tuple or list."""
+    ``"logits"``, or a dict's only tensor), the first tensor of a tuple or list.
+
+    A language model's logits ``(n, tokens, vocab)`` — a Hugging Face output's, or any whose
+    first two dimensions match the carried ``attention_mask`` — are read at each row's last
+    non-padding position (the last position without a mask): the next token's scores.
+    """
+    sequence = False
     if hasattr(out, "logits"):
-        out = out.logits
+        out, sequence = out.logits, True
     elif isinstance(out, Mapping):
         tensors = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
         if "logits" in tensors or len(tensors) == 1:
@@ -378,6 +388,13 @@ def outputs_2d(out: Any, n: int) -> torch.Tensor:
         )
     if out.dim() == 1:
         return out[:, None]
+    fits_mask = mask is not None and tuple(mask.shape) == tuple(out.shape[:2])
+    if out.dim() == 3 and (sequence or fits_mask):
+        if fits_mask:  # the first position of the largest running count is the last real token
+            last = mask.long().cumsum(1).argmax(1)
+        else:
+            last = torch.full((n,), out.shape[1] - 1, dtype=torch.long, device=out.device)
+        return out[torch.arange(n, device=out.device), last.to(out.device)]
     if out.dim() > 2:
         raise ModelError(
             f"the model returns outputs of shape {tuple(out.shape)}; pellucid explains outputs "
