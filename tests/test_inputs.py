@@ -76,6 +76,36 @@ def test_a_side_input_gives_what_folding_it_into_the_model_gives(method, params)
     assert both.inputs.shape == img.shape and both.values.shape[0] == 5
 
 
+BANDS = torch.arange(64).view(1, 8, 8) // 16  # four horizontal bands of a 1 x 8 x 8 image
+
+
+@pytest.mark.parametrize("method, params", [
+    ("occlusion", {"window": (1, 4, 4), "stride": (1, 4, 4)}),
+    ("exact_shapley", {"background": 0.5, "groups": BANDS}),
+    ("kernel_shap", {"background": torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(9)),
+                     "groups": BANDS, "samples": 64}),
+])
+def test_perturbation_methods_carry_the_side_input_to_every_coalition(method, params):
+    """Every coalition of row i is run with row i's side vector, and v(empty) is per row."""
+    model, (img, side) = ImageAndSide(), _images()
+    both = pellucid.explain(model, ModelInputs((img, side), explain=0), method, target=2, batch_size=7,
+                            **params)
+    for i in range(len(img)):
+        alone = pellucid.explain(Folded(model, side[i:i + 1]), img[i:i + 1], method, target=2, **params)
+        torch.testing.assert_close(both.values[i:i + 1], alone.values, atol=1e-5, rtol=1e-4)
+        if both.baseline_outputs is not None:
+            torch.testing.assert_close(both.baseline_outputs[i:i + 1], alone.baseline_outputs)
+
+
+def test_lime_carries_the_side_input():
+    model, (img, _) = ImageAndSide(), _images()
+    side = torch.rand(1, 3, generator=torch.Generator().manual_seed(4))
+    both = pellucid.lime(model, ModelInputs((img, side.expand(5, -1)), explain=0), target=2,
+                         samples=50, seed=0, batch_size=16)
+    folded = pellucid.lime(Folded(model, side), img, target=2, samples=50, seed=0, batch_size=16)
+    torch.testing.assert_close(both.values, folded.values, atol=1e-6, rtol=1e-5)
+
+
 def test_smoothgrad_carries_the_side_input_to_every_noisy_copy():
     model, (img, _) = ImageAndSide(), _images()
     side = torch.rand(1, 3, generator=torch.Generator().manual_seed(4))
@@ -141,8 +171,8 @@ def test_several_inputs_are_refused_clearly_where_they_cannot_work():
     img, side = _images()
     with pytest.raises(InputError, match="no way to tell which one to explain.*ModelInputs"):
         pellucid.saliency(lambda a, b: a.sum((1, 2, 3)) + b.sum(1), (img, torch.rand(5, 2)))
-    with pytest.raises(InputError, match="occlusion does not take several model inputs yet"):
-        pellucid.occlusion(ImageAndSide(), ModelInputs((img, side), explain=0), window=2)
+    with pytest.raises(InputError, match="lrp does not take several model inputs yet"):
+        pellucid.lrp(ImageAndSide(), ModelInputs((img, side), explain=0))
     with pytest.raises((InputError, NotDifferentiableError)):
         import numpy as np
 

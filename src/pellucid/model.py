@@ -196,10 +196,9 @@ class Model:
         """Refuse several inputs in a method that does not carry them yet."""
         if self.carried is not None:
             raise InputError(
-                f"{method} does not take several model inputs yet (the gradient methods do: "
-                "saliency, gradient_x_input, integrated_gradients, smoothgrad, grad_cam, "
-                "conductance). Fold the other inputs into the model with a function, or explain "
-                "with a gradient method")
+                f"{method} does not take several model inputs yet (every method but LRP, "
+                "DeepLIFT and guided backprop does). Fold the other inputs into the model with a "
+                "function, or explain with another method")
 
     def _refuse_token_ids(self, name: str) -> None:
         """Integer inputs fed to an embedding cannot be differentiated: say to use ``layer=``."""

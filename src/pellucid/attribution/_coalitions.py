@@ -92,7 +92,16 @@ def _summarise(b: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.
 
 def expected_output(m: Model, fill: torch.Tensor, weights: torch.Tensor, row_shape, target: torch.Tensor,
                     *, batch_size: int | None) -> torch.Tensor:
-    """``sum_b w_b f_t(background_b)`` for every row's target: ``(n,)`` in float64."""
+    """``sum_b w_b f_t(background_b)`` for every row's target: ``(n,)`` in float64.
+
+    With inputs carried along (an attention mask) the background rows are run with each row's own
+    carried inputs, so the value is per row: the empty coalition of :func:`coalition_values`.
+    """
+    if m.carried is not None:
+        n = len(target)
+        empty = torch.zeros(1, math.prod(row_shape), dtype=torch.bool, device=fill.device)
+        x = fill[:1].expand(n, -1).reshape(n, *row_shape)  # never read: no member is present
+        return coalition_values(m, x, target, empty, fill, weights, batch_size=batch_size)[:, 0]
     out = m.outputs(fill.reshape(len(fill), *row_shape), progress=False,
                     batch_size=m.batch_rows(row_shape, forward_only=True, batch_size=batch_size))
     mean = (weights[:, None] * out.double()).sum(0)  # (k,)
@@ -143,7 +152,7 @@ def coalition_values(
             else:
                 pts = torch.where(member[:, None, :], xf[i][:, None, :], fill[None])
             c = len(ij)
-            out = m.forward(pts.reshape(c * nb, *row))
+            out = m.forward(pts.reshape(c * nb, *row), i.repeat_interleave(nb))
             sel = out.view(c, nb, -1).gather(2, target[i].view(c, 1, 1).expand(c, nb, 1))
             vals[s] = sel.view(c, nb).double() @ wt
         return vals.view(n, mz)
@@ -153,7 +162,7 @@ def coalition_values(
         i = ij // mz
         b = flat - ij * nb
         pts = torch.where(members(i, ij - i * mz), xf[i], fill[b])
-        out = m.forward(pts.view(len(flat), *row))
+        out = m.forward(pts.view(len(flat), *row), i)
         sel = out.gather(1, target[i][:, None]).squeeze(1).double() * wt[b]
         vals.index_add_(0, ij, sel)
     return vals.view(n, mz)

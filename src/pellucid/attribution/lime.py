@@ -50,7 +50,7 @@ def _explained(m: Model, points: torch.Tensor, t: torch.Tensor, batch_size, prog
     rows = torch.arange(n, device=points.device).repeat_interleave(s)
     for sl, _ in m.chunks(n * s, points.shape[2:], batch_size=batch_size, progress=progress, desc="lime",
                        forward_only=True):
-        o = m.forward(flat[sl])
+        o = m.forward(flat[sl], rows[sl])
         out[sl] = o.gather(1, t[rows[sl]][:, None]).squeeze(1).double()
     return out.view(n, s)
 
@@ -93,7 +93,6 @@ def lime(
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
         x = m.prepare(inputs)
-        m.require_single_input("lime")
         n, row = len(x), tuple(x.shape[1:])
         gen = generator(seed, x.device)
         out = m.outputs(x, batch_size=batch_size, progress=False)

@@ -67,7 +67,6 @@ def occlusion(
     m = wrap(model, batch_size=batch_size)
     with m.explaining():
         x = m.prepare(inputs)
-        m.require_single_input("occlusion")
         n, row = len(x), tuple(x.shape[1:])
         base = resolve_baseline(baseline, x)
         shared = isinstance(baseline, (int, float)) or base.stride(0) == 0

@@ -33,7 +33,6 @@ class _Game:
         self.m: Model = wrap(model, batch_size=batch_size)
         self.batch_size = batch_size
         self.x = self.m.prepare(inputs)
-        self.m.require_single_input("the Shapley methods")
         self.row = tuple(self.x.shape[1:])
         self.fill, self.weights = resolve_background(background, self.x, max_rows=max_background,
                                                      seed=seed)
