@@ -97,21 +97,17 @@ def test_perturbation_methods_carry_the_side_input_to_every_coalition(method, pa
             torch.testing.assert_close(both.baseline_outputs[i:i + 1], alone.baseline_outputs)
 
 
-def test_lime_carries_the_side_input():
+@pytest.mark.parametrize("method, params", [
+    ("lime", {"samples": 50, "batch_size": 16}), ("smoothgrad", {"samples": 6, "batch_size": 4}),
+])
+def test_random_methods_carry_a_shared_side_input_to_every_sample(method, params):
+    """LIME's samples and SmoothGrad's noisy copies: with one side vector for every row, the same
+    seed gives what the model with that vector folded in gives."""
     model, (img, _) = ImageAndSide(), _images()
     side = torch.rand(1, 3, generator=torch.Generator().manual_seed(4))
-    both = pellucid.lime(model, ModelInputs((img, side.expand(5, -1)), explain=0), target=2,
-                         samples=50, seed=0, batch_size=16)
-    folded = pellucid.lime(Folded(model, side), img, target=2, samples=50, seed=0, batch_size=16)
-    torch.testing.assert_close(both.values, folded.values, atol=1e-6, rtol=1e-5)
-
-
-def test_smoothgrad_carries_the_side_input_to_every_noisy_copy():
-    model, (img, _) = ImageAndSide(), _images()
-    side = torch.rand(1, 3, generator=torch.Generator().manual_seed(4))
-    both = pellucid.smoothgrad(model, ModelInputs((img, side.expand(5, -1)), explain=0), target=2,
-                               samples=6, seed=0, batch_size=4)
-    folded = pellucid.smoothgrad(Folded(model, side), img, target=2, samples=6, seed=0, batch_size=4)
+    both = pellucid.explain(model, ModelInputs((img, side.expand(5, -1)), explain=0), method,
+                            target=2, seed=0, **params)
+    folded = pellucid.explain(Folded(model, side), img, method, target=2, seed=0, **params)
     torch.testing.assert_close(both.values, folded.values, atol=1e-6, rtol=1e-5)
 
 
